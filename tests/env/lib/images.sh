@@ -1,0 +1,61 @@
+# Local images: the test-host image (debootstrap) and the tiny busybox image.
+
+testhost_tag() {
+  local h
+  h=$(cat "$ENV_ROOT/images/testhost-packages.txt" "$ENV_ROOT/images/testhost-entrypoint.sh" "$ENV_ROOT/images/testhost-setup.sh" | sha256sum | cut -c1-12)
+  printf 'opspilot-testhost:%s\n' "$h"
+}
+
+build_testhost_image() {
+  local tag; tag=$(testhost_tag)
+  local hash=${tag#*:}
+  local tarball="$IMG_CACHE/testhost-rootfs-$hash.tar"
+  if docker image inspect "$tag" >/dev/null 2>&1; then log "image $tag present"; return 0; fi
+  mkdir -p "$IMG_CACHE"
+  if [ ! -s "$tarball" ]; then
+    ensure_pkgs debootstrap
+    local pkgs root="$CACHE/tmp/testhost-rootfs-$hash" mirror
+    pkgs=$(grep -v '^\s*#' "$ENV_ROOT/images/testhost-packages.txt" | grep -v '^\s*$' | paste -sd, -)
+    mirror=$(debian_mirror)
+    rm -rf "$root"; mkdir -p "$root"
+    log "debootstrap bookworm test-host rootfs ($root)"
+    debootstrap --variant=minbase --include="$pkgs" bookworm "$root" "$mirror" >"$LOGS/debootstrap-testhost.log" 2>&1 \
+      || { tail -20 "$LOGS/debootstrap-testhost.log" >&2; die "debootstrap failed"; }
+    install -m 0755 "$ENV_ROOT/images/testhost-entrypoint.sh" "$root/usr/local/sbin/opspilot-entrypoint"
+    install -m 0755 "$ENV_ROOT/images/testhost-setup.sh" "$root/tmp/testhost-setup.sh"
+    chroot "$root" /tmp/testhost-setup.sh
+    rm -f "$root/tmp/testhost-setup.sh"
+    tar -C "$root" --numeric-owner -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    rm -rf "$root"
+  fi
+  # Older test-host rootfs tarballs (other package lists) are not needed any more.
+  find "$IMG_CACHE" -maxdepth 1 -name 'testhost-rootfs-*.tar' ! -name "testhost-rootfs-$hash.tar" -delete
+  log "docker import $tarball as $tag"
+  docker import -c 'CMD ["/usr/local/sbin/opspilot-entrypoint"]' "$tarball" "$tag" >/dev/null
+}
+
+# Busybox image: Debian's busybox-static in an otherwise empty tree.
+BUSYBOX_TAG=opspilot-busybox:1
+BUSYBOX_TAR="$IMG_CACHE/busybox.tar"
+
+build_busybox_image() {
+  mkdir -p "$IMG_CACHE"
+  if ! docker image inspect "$BUSYBOX_TAG" >/dev/null 2>&1; then
+    local x="$CACHE/tmp/busybox-deb" root="$CACHE/tmp/busybox-root"
+    rm -rf "$x" "$root"; apt_extract "$x" busybox-static
+    mkdir -p "$root/bin" "$root/www" "$root/tmp" "$root/etc"
+    install -m 0755 "$x/bin/busybox" "$root/bin/busybox"
+    local a
+    for a in sh ls cat echo httpd wget sleep env ps mkdir rm cp mv ln id hostname nc; do ln -s busybox "$root/bin/$a"; done
+    echo 'root:x:0:0:root:/:/bin/sh' > "$root/etc/passwd"
+    echo 'root:x:0:' > "$root/etc/group"
+    echo '<html><body>opspilot busybox httpd ok</body></html>' > "$root/www/index.html"
+    log "docker import busybox tree as $BUSYBOX_TAG"
+    tar -C "$root" --numeric-owner -c . | docker import \
+      -c 'CMD ["/bin/busybox","httpd","-f","-p","8080","-h","/www"]' -c 'EXPOSE 8080' - "$BUSYBOX_TAG" >/dev/null
+    rm -rf "$x" "$root" "$BUSYBOX_TAR"
+  fi
+  if [ ! -s "$BUSYBOX_TAR" ]; then
+    docker save -o "$BUSYBOX_TAR.tmp" "$BUSYBOX_TAG" && chmod 0644 "$BUSYBOX_TAR.tmp" && mv "$BUSYBOX_TAR.tmp" "$BUSYBOX_TAR"
+  fi
+}
