@@ -1,0 +1,17 @@
+//! OpsPilot's pure domain: aggregates in the decide/evolve shape, the events
+//! they record, the error dictionary and RBAC. Nothing here does I/O, reads a
+//! clock or draws a random number: time and ids arrive inside commands.
+
+pub mod credential;
+pub mod error;
+pub mod event;
+pub mod identity;
+pub mod name;
+pub mod rbac;
+pub mod security;
+pub mod upcast;
+
+pub use error::{DomainError, ErrorCode, Lang};
+pub use event::{ActorType, Aggregate, DomainEvent, EventScope, EventStatus, Severity, Source};
+pub use name::ResourceName;
+pub use rbac::{Principal, Role};
