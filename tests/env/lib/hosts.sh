@@ -72,7 +72,8 @@ hosts_up() { # COUNT
     n="$HOST_PREFIX$i"; ip=$(host_ip "$n")
     mkdir -p "$HOSTS_DIR/$n"; chmod 700 "$HOSTS_DIR/$n"
     local state
-    state=$(docker inspect -f '{{.State.Status}}' "$n" 2>/dev/null || echo absent)
+    state=absent
+    docker container inspect "$n" >/dev/null 2>&1 && state=$(docker container inspect -f '{{.State.Status}}' "$n")
     if [ "$state" != absent ] && [ "$(docker inspect -f '{{.Config.Image}}' "$n")" != "$image" ]; then
       log "$n runs an older image: recreating"; docker rm -f "$n" >/dev/null; state=absent
     fi
