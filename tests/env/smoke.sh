@@ -61,7 +61,7 @@ ready=$(KA -n "$NS" get deployment web -o jsonpath='{.status.readyReplicas}')
 [ "$ready" = 2 ] || fail "readyReplicas=$ready, want 2"
 ok "Deployment $NS/web Available with 2 ready replicas on $(KA -n "$NS" get pods -o jsonpath='{.items[*].spec.nodeName}')"
 KL get namespaces >/dev/null || fail "limited token cannot list namespaces"
-[ "$(KL auth can-i list namespaces)" = yes ] || fail "limited: can-i list namespaces != yes"
+[ "$(KL auth can-i list namespaces 2>/dev/null)" = yes ] || fail "limited: can-i list namespaces != yes"
 if out=$(KL get deployments -A 2>&1); then fail "limited token CAN list deployments"; fi
 grep -q Forbidden <<<"$out" || fail "limited token: expected Forbidden, got: $out"
 [ "$(KL auth can-i list deployments || true)" = no ] || fail "limited: can-i list deployments != no"
@@ -110,7 +110,7 @@ if err=$(ssh "${SSHOPTS[@]}" -o BatchMode=yes -o IdentitiesOnly=yes -i "$(J .hos
   fail "$last: connection with the OLD known_hosts succeeded after rotate-hostkey"
 fi
 grep -qi 'host key' <<<"$err" || fail "$last: old known_hosts failed, but not on the host key: $err"
-ok "$last: old known_hosts refused after rotation ($(grep -im1 'host key' <<<"$err" | tr -d '@'))"
+ok "$last: old known_hosts refused after rotation: $(grep -m1 -oE 'REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed' <<<"$err")"
 jq -r '.hosts[] | "\(.ip) \(.hostKey.publicKey)"' "$ENV_JSON" >"$KH"
 out=$(ssh "${SSHOPTS[@]}" -o BatchMode=yes -o IdentitiesOnly=yes -i "$(J .hosts[0].root.privateKeyPath)" "root@$last_ip" hostname) \
   || fail "$last: the rotated key from env.json is not accepted"
@@ -121,6 +121,7 @@ ok "$last: new key from env.json accepted ($old_fp -> $new_fp)"
 step "(c) nested Docker in a test host"
 H1=$(J .hosts[0].container); H1_IP=$(J .hosts[0].ip)
 BUNDLE=$(J .bundle.dir)
+[ -s "$BUNDLE/checksums/SHA256SUMS" ] || fail "bundle $BUNDLE missing (envctl up assembles it)"
 for b in dockerd docker docker-proxy containerd containerd-shim-runc-v2 runc; do
   docker cp "$BUNDLE/bin/linux-amd64/$b" "$H1:/usr/local/bin/$b"
 done

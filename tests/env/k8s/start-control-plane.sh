@@ -140,7 +140,7 @@ _start kube-apiserver "$KBIN/kube-apiserver" \
   --service-account-issuer=https://kubernetes.default.svc.cluster.local \
   --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
   --api-audiences=https://kubernetes.default.svc.cluster.local \
-  --enable-priority-and-fairness=false --profiling=false
+  --endpoint-reconciler-type=none --enable-priority-and-fairness=false --profiling=false
 _wait kube-apiserver 90 curl -sf --cacert "$PKI/ca.crt" "$APISERVER_URL/readyz"
 
 _start kube-controller-manager "$KBIN/kube-controller-manager" \

@@ -28,7 +28,7 @@ write_env_json() {
     --arg bbtar "$BUSYBOX_TAR" --arg bbtag "$BUSYBOX_TAG" --arg thtag "$(testhost_tag)" \
     --arg net "$NET_NAME" --arg subnet "$NET_SUBNET" --arg gw "$NET_GATEWAY" \
     --arg kwok "$(kwok_bin)/kwok" --arg crictl "$(crictl_bin)/crictl" --arg cni "$(cni_dir)" --arg compose "$(compose_bin)/docker-compose" \
-    --arg logs "$LOGS" \
+    --arg logs "$LOGS" --argjson nfake "${OPSPILOT_FAKE_NODES:-3}" \
     '{schemaVersion: 1, generatedAt: $generatedAt,
       k8s: {version: $k8sv, apiserverUrl: $api,
             caFile: ($pki + "/ca.crt"),
@@ -39,7 +39,7 @@ write_env_json() {
             limitedPermissions: "get,list namespaces only",
             pkiDir: $pki, dataDir: $data,
             etcdUrl: "http://127.0.0.1:12379",
-            fakeNodes: ["kwok-node-1","kwok-node-2","kwok-node-3"]},
+            fakeNodes: [range(1; $nfake + 1) | "kwok-node-\(.)"]},
       network: {name: $net, subnet: $subnet, gateway: $gw},
       hosts: $hosts,
       bundle: {dir: $bundle, publicKeyPath: ($bundle + "/checksums/public.key"),
