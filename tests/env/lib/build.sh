@@ -46,15 +46,22 @@ _cni_build() {
   local out=$1
   _go_install "$out" "-X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" \
     "github.com/containernetworking/plugins/plugins/...@$CNI_PLUGINS_VERSION"
+  rm -f "$out/sample"   # the example plugin is not part of upstream's release archive
   tar -C "$out" --owner=0 --group=0 --sort=name --mtime=@0 -czf "$out/cni-plugins-linux-amd64-$CNI_PLUGINS_VERSION.tgz" \
     $(cd "$out" && ls | grep -v '\.tgz$')
 }
 
+# Compose's go.mod has exclude directives, which `go install pkg@version` refuses;
+# so its module source (from the proxy, via the module cache) is built as the main module.
 _compose_build() {
-  local out=$1
-  _go_install "$out" "-X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" \
-    "github.com/docker/compose/v2/cmd@$COMPOSE_VERSION"
-  mv "$out/cmd" "$out/docker-compose"
+  local out=$1 src="$CACHE/tmp/compose-src-$COMPOSE_VERSION" dir
+  dir=$(go mod download -json "github.com/docker/compose/v2@$COMPOSE_VERSION" | jq -r .Dir)
+  [ -d "$dir" ] || return 1
+  rm -rf "$src"; cp -r "$dir" "$src"; chmod -R u+w "$src"
+  ( cd "$src" && CGO_ENABLED=0 nice -n 10 go build -trimpath \
+      -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$COMPOSE_VERSION" \
+      -o "$out/docker-compose" ./cmd )
+  rm -rf "$src"
 }
 
 # _cached NAME DIR BUILDFN: build into DIR.tmp then rename, unless DIR exists.
