@@ -126,7 +126,7 @@ for b in dockerd docker docker-proxy containerd containerd-shim-runc-v2 runc; do
   docker cp "$BUNDLE/bin/linux-amd64/$b" "$H1:/usr/local/bin/$b"
 done
 docker cp "$(J .images.busyboxTar)" "$H1:/tmp/busybox.tar"
-CLEANUPS+=("docker exec $H1 sh -c 'docker rm -f smoke-web >/dev/null 2>&1; pkill -x dockerd; sleep 2; pkill -x containerd; rm -f /usr/local/bin/dockerd /usr/local/bin/docker /usr/local/bin/docker-proxy /usr/local/bin/containerd /usr/local/bin/containerd-shim-runc-v2 /usr/local/bin/runc /tmp/busybox.tar; rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd'")
+CLEANUPS+=("docker exec $H1 sh -c 'docker rm -f smoke-web >/dev/null 2>&1; pkill -x dockerd; sleep 2; pkill -x containerd; rm -f /usr/local/bin/dockerd /usr/local/bin/docker /usr/local/bin/docker-proxy /usr/local/bin/containerd /usr/local/bin/containerd-shim-runc-v2 /usr/local/bin/runc /tmp/busybox.tar; grep -oE \" (/run/docker|/var/lib/docker|/run/containerd)[^ ]*\" /proc/mounts | sort -r | xargs -r umount -l; rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd'")
 docker exec -d "$H1" sh -c 'dockerd --storage-driver=vfs --iptables=false --bridge=none >/var/log/nested-dockerd.log 2>&1'
 for _ in $(seq 1 60); do docker exec "$H1" docker info >/dev/null 2>&1 && break; sleep 1; done
 docker exec "$H1" docker info >/dev/null 2>&1 || { docker exec "$H1" tail -20 /var/log/nested-dockerd.log >&2; fail "nested dockerd in $H1 did not start"; }

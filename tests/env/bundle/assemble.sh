@@ -35,7 +35,10 @@ CNI_TGZ="$(cni_dir)/cni-plugins-linux-amd64-$CNI_PLUGINS_VERSION.tgz"
 DEBX="$CACHE/tmp/bundle-debs"
 rm -rf "$DEBX"; apt_extract "$DEBX" docker.io containerd runc
 deb_version() { dpkg-deb -f "$(ls "$CACHE/debs/$1"_*.deb | head -1)" Version; }
-DOCKER_V=$(deb_version docker.io); CONTAINERD_V=$(deb_version containerd); RUNC_V=$(deb_version runc)
+# Upstream version for artifact ids (20.10.24), full Debian version in descriptions.
+upstream() { sed -E 's/^[0-9]+://; s/[~+-].*$//' <<<"$1"; }
+DOCKER_DEB=$(deb_version docker.io); CONTAINERD_DEB=$(deb_version containerd); RUNC_DEB=$(deb_version runc)
+DOCKER_V=$(upstream "$DOCKER_DEB"); CONTAINERD_V=$(upstream "$CONTAINERD_DEB"); RUNC_V=$(upstream "$RUNC_DEB")
 
 TMP="$OUT.tmp.$$"
 rm -rf "$TMP"; mkdir -p "$TMP/bin/linux-amd64" "$TMP/images" "$TMP/manifests" "$TMP/checksums"
@@ -53,14 +56,14 @@ rm -rf "$DEBX"
 _entry() { # ID TYPE PATH MODE REQUIRED DESCRIPTION
   local f="$TMP/$3"
   cat <<YAML
-        - id: $1
-          type: $2
-          path: $3
-          sha256: "$(sha256sum "$f" | cut -d' ' -f1)"
-          sizeBytes: $(stat -c %s "$f")
-          mode: "$4"
-          required: $5
-          description: $6
+      - id: $1
+        type: $2
+        path: $3
+        sha256: "$(sha256sum "$f" | cut -d' ' -f1)"
+        sizeBytes: $(stat -c %s "$f")
+        mode: "$4"
+        required: $5
+        description: "$6"
 YAML
 }
 K=$K8S_VERSION
@@ -105,10 +108,10 @@ _entry "kubectl-linux-amd64-$K" binary bin/linux-amd64/kubectl 0755 true "kubect
 _entry "kubeadm-linux-amd64-$K" binary bin/linux-amd64/kubeadm 0755 true "kubeadm installer (built from source, $K)"
 _entry "kubelet-linux-amd64-$K" binary bin/linux-amd64/kubelet 0755 true "kubelet binary (built from source, $K)"
 _entry "crictl-linux-amd64-$CRI_TOOLS_VERSION" binary bin/linux-amd64/crictl 0755 true "cri client (cri-tools $CRI_TOOLS_VERSION)"
-_entry "containerd-linux-amd64-$CONTAINERD_V" binary bin/linux-amd64/containerd 0755 true "container runtime (Debian containerd $CONTAINERD_V)"
-_entry "containerd-shim-runc-v2-linux-amd64-$CONTAINERD_V" binary bin/linux-amd64/containerd-shim-runc-v2 0755 true "containerd runc shim (Debian containerd $CONTAINERD_V)"
-_entry "ctr-linux-amd64-$CONTAINERD_V" binary bin/linux-amd64/ctr 0755 false "containerd client (Debian containerd $CONTAINERD_V)"
-_entry "runc-linux-amd64-$RUNC_V" binary bin/linux-amd64/runc 0755 true "OCI runtime (Debian runc $RUNC_V)"
+_entry "containerd-linux-amd64-$CONTAINERD_V" binary bin/linux-amd64/containerd 0755 true "container runtime (Debian containerd $CONTAINERD_DEB)"
+_entry "containerd-shim-runc-v2-linux-amd64-$CONTAINERD_V" binary bin/linux-amd64/containerd-shim-runc-v2 0755 true "containerd runc shim (Debian containerd $CONTAINERD_DEB)"
+_entry "ctr-linux-amd64-$CONTAINERD_V" binary bin/linux-amd64/ctr 0755 false "containerd client (Debian containerd $CONTAINERD_DEB)"
+_entry "runc-linux-amd64-$RUNC_V" binary bin/linux-amd64/runc 0755 true "OCI runtime (Debian runc $RUNC_DEB)"
 _entry "cni-plugins-linux-amd64-$CNI_PLUGINS_VERSION" image-archive bin/linux-amd64/cni-plugins.tgz 0644 true "cni plugins archive ($CNI_PLUGINS_VERSION)"
 cat <<YAML
     images:
@@ -129,9 +132,9 @@ cat <<YAML
       - runc
     binaries:
 YAML
-_entry "dockerd-linux-amd64-$DOCKER_V" binary bin/linux-amd64/dockerd 0755 true "docker engine (Debian docker.io $DOCKER_V)"
-_entry "docker-linux-amd64-$DOCKER_V" binary bin/linux-amd64/docker 0755 true "docker client (Debian docker.io $DOCKER_V)"
-_entry "docker-proxy-linux-amd64-$DOCKER_V" binary bin/linux-amd64/docker-proxy 0755 true "docker userland proxy (Debian docker.io $DOCKER_V)"
+_entry "dockerd-linux-amd64-$DOCKER_V" binary bin/linux-amd64/dockerd 0755 true "docker engine (Debian docker.io $DOCKER_DEB)"
+_entry "docker-linux-amd64-$DOCKER_V" binary bin/linux-amd64/docker 0755 true "docker client (Debian docker.io $DOCKER_DEB)"
+_entry "docker-proxy-linux-amd64-$DOCKER_V" binary bin/linux-amd64/docker-proxy 0755 true "docker userland proxy (Debian docker.io $DOCKER_DEB)"
 _entry "docker-compose-linux-amd64-$COMPOSE_VERSION" binary bin/linux-amd64/docker-compose 0755 true "docker compose v2 CLI plugin (built from source, $COMPOSE_VERSION)"
 _entry "compose-containerd-linux-amd64-$CONTAINERD_V" binary bin/linux-amd64/containerd 0755 true "container runtime for dockerd (same file as the k8s runtime's)"
 _entry "compose-containerd-shim-runc-v2-linux-amd64-$CONTAINERD_V" binary bin/linux-amd64/containerd-shim-runc-v2 0755 true "containerd runc shim (same file as the k8s runtime's)"
