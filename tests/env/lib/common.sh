@@ -2,7 +2,7 @@
 # Sourced by envctl, smoke.sh, k8s/*.sh and bundle/*.sh; never executed directly.
 
 ENV_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CACHE=/var/cache/opspilot-env
+CACHE=${OPSPILOT_ENV_CACHE:-/var/cache/opspilot-env}   # override only to test a cold build
 RUN="$CACHE/run"
 LOGS="$RUN/logs"
 BIN_CACHE="$CACHE/bin"

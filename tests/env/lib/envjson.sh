@@ -17,7 +17,8 @@ write_env_json() {
       '. + [{name: $name, ip: $ip, port: 22, container: $container,
              root: {user: "root", privateKeyPath: $rk, publicKeyPath: ($rk + ".pub"), password: $rp},
              nonRoot: {user: "ops", privateKeyPath: $ok, publicKeyPath: ($ok + ".pub"), password: $op, sudo: "passwordless (sudo -n)"},
-             hostKey: {type: "ssh-ed25519", fingerprint: $fp, publicKey: $pub}}]' <<<"$hosts")
+             hostKey: {type: "ssh-ed25519", fingerprint: $fp, publicKey: $pub,
+                      knownHostsLine: ($ip + " " + $pub)}}]' <<<"$hosts")
   done
   local token=""; [ -s "$K8S_PKI/tokens.csv" ] && token=$(cut -d, -f1 "$K8S_PKI/tokens.csv" | head -1)
   mkdir -p "$RUN"
@@ -28,7 +29,7 @@ write_env_json() {
     --arg bbtar "$BUSYBOX_TAR" --arg bbtag "$BUSYBOX_TAG" --arg thtag "$(testhost_tag)" \
     --arg net "$NET_NAME" --arg subnet "$NET_SUBNET" --arg gw "$NET_GATEWAY" \
     --arg kwok "$(kwok_bin)/kwok" --arg crictl "$(crictl_bin)/crictl" --arg cni "$(cni_dir)" --arg compose "$(compose_bin)/docker-compose" \
-    --arg logs "$LOGS" --argjson nfake "${OPSPILOT_FAKE_NODES:-3}" \
+    --arg logs "$LOGS" --arg cniv "$CNI_PLUGINS_VERSION" --argjson nfake "${OPSPILOT_FAKE_NODES:-3}" \
     '{schemaVersion: 1, generatedAt: $generatedAt,
       k8s: {version: $k8sv, apiserverUrl: $api,
             caFile: ($pki + "/ca.crt"),
@@ -46,7 +47,8 @@ write_env_json() {
                privateKeyPath: $bkey, indexPath: ($bundle + "/manifests/index.yaml")},
       images: {busyboxTar: $bbtar, busyboxImage: $bbtag, busyboxHttpdPort: 8080, testhostImage: $thtag},
       binaries: {kubernetesDir: $kbin, kubectl: ($kbin + "/kubectl"), kwok: $kwok, crictl: $crictl,
-                 cniPluginsDir: $cni, dockerCompose: $compose},
+                 cniPluginsDir: $cni, cniPluginsTgz: ($cni + "/cni-plugins-linux-amd64-" + $cniv + ".tgz"),
+                 dockerCompose: $compose},
       logsDir: $logs}' >"$ENV_JSON.tmp"
   chmod 0600 "$ENV_JSON.tmp"; mv "$ENV_JSON.tmp" "$ENV_JSON"
 }

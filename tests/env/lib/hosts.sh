@@ -96,6 +96,11 @@ hosts_up() { # COUNT
   for i in $(seq 1 "$count"); do
     n="$HOST_PREFIX$i"; _wait_sshd "$n"; record_hostkey "$n"
   done
+  # `up --hosts N` with fewer hosts than before removes the extra ones.
+  for n in $(host_names); do
+    [ "${n#"$HOST_PREFIX"}" -le "$count" ] && continue
+    log "removing extra host $n"; docker rm -f "$n" >/dev/null 2>&1 || true; rm -rf "${HOSTS_DIR:?}/$n"
+  done
 }
 
 hosts_down() {
