@@ -8,7 +8,8 @@
 #       and with password auth; after `envctl host rotate-hostkey` the old
 #       known_hosts is refused, the rewritten env.json's key is accepted.
 #   (c) nested Docker: the bundle's dockerd runs inside a host, loads busybox.tar
-#       and a busybox httpd container serves its page to curl.
+#       and a busybox httpd container serves its page to curl; the bundle's
+#       compose plugin starts a second one from a compose file.
 #   (d) bundle: verify.sh accepts it; a flipped byte in a binary, or an edited
 #       SHA256SUMS, makes it fail.
 set -euo pipefail
@@ -126,7 +127,7 @@ for b in dockerd docker docker-proxy containerd containerd-shim-runc-v2 runc; do
   docker cp "$BUNDLE/bin/linux-amd64/$b" "$H1:/usr/local/bin/$b"
 done
 docker cp "$(J .images.busyboxTar)" "$H1:/tmp/busybox.tar"
-CLEANUPS+=("docker exec $H1 sh -c 'docker rm -f smoke-web >/dev/null 2>&1; pkill -x dockerd; sleep 2; pkill -x containerd; rm -f /usr/local/bin/dockerd /usr/local/bin/docker /usr/local/bin/docker-proxy /usr/local/bin/containerd /usr/local/bin/containerd-shim-runc-v2 /usr/local/bin/runc /tmp/busybox.tar; grep -oE \" (/run/docker|/var/lib/docker|/run/containerd)[^ ]*\" /proc/mounts | sort -r | xargs -r umount -l; rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd'")
+CLEANUPS+=("docker exec $H1 sh -c 'docker rm -f smoke-web smoke-web-1 >/dev/null 2>&1; rm -rf /tmp/smoke-compose /usr/local/lib/docker; pkill -x dockerd; sleep 2; pkill -x containerd; rm -f /usr/local/bin/dockerd /usr/local/bin/docker /usr/local/bin/docker-proxy /usr/local/bin/containerd /usr/local/bin/containerd-shim-runc-v2 /usr/local/bin/runc /tmp/busybox.tar; grep -oE \" (/run/docker|/var/lib/docker|/run/containerd)[^ ]*\" /proc/mounts | sort -r | xargs -r umount -l; rm -rf /var/lib/docker /var/lib/containerd /run/docker /run/containerd'")
 docker exec -d "$H1" sh -c 'dockerd --storage-driver=vfs --iptables=false --bridge=none >/var/log/nested-dockerd.log 2>&1'
 for _ in $(seq 1 60); do docker exec "$H1" docker info >/dev/null 2>&1 && break; sleep 1; done
 docker exec "$H1" docker info >/dev/null 2>&1 || { docker exec "$H1" tail -20 /var/log/nested-dockerd.log >&2; fail "nested dockerd in $H1 did not start"; }
@@ -137,6 +138,21 @@ page=""
 for _ in $(seq 1 20); do page=$(curl -sf "http://$H1_IP:8080/" || true); [ -n "$page" ] && break; sleep 0.5; done
 grep -q 'opspilot busybox httpd ok' <<<"$page" || fail "busybox httpd in nested Docker on $H1_IP:8080 did not serve its page"
 ok "curl http://$H1_IP:8080/ -> $page"
+# The bundle's compose v2 plugin drives the same nested engine.
+docker exec "$H1" mkdir -p /usr/local/lib/docker/cli-plugins /tmp/smoke-compose
+docker cp "$BUNDLE/bin/linux-amd64/docker-compose" "$H1:/usr/local/lib/docker/cli-plugins/docker-compose"
+docker exec -i "$H1" sh -c 'cat > /tmp/smoke-compose/compose.yaml' <<'YAML'
+services:
+  web:
+    image: opspilot-busybox:1
+    network_mode: host
+    command: ["/bin/busybox", "httpd", "-f", "-p", "8081", "-h", "/www"]
+YAML
+docker exec "$H1" sh -c 'cd /tmp/smoke-compose && docker compose -p smoke up -d' >/dev/null 2>&1 || fail "docker compose up in $H1"
+page=""
+for _ in $(seq 1 20); do page=$(curl -sf "http://$H1_IP:8081/" || true); [ -n "$page" ] && break; sleep 0.5; done
+grep -q 'opspilot busybox httpd ok' <<<"$page" || fail "compose service in nested Docker on $H1_IP:8081 did not serve its page"
+ok "docker compose $(docker exec "$H1" docker compose version --short) service: curl http://$H1_IP:8081/ -> $page"
 
 # ------------------------------------------------------------------ (d) bundle
 step "(d) bundle signature and checksums"
