@@ -138,7 +138,7 @@ pub trait Aggregate: Default + Clone {
 }
 
 /// The stream id of an aggregate instance: `<kind>-<id>`.
-pub fn stream_id<A: Aggregate>(id: impl std::fmt::Display) -> String {
+pub fn stream_id_of<A: Aggregate>(id: impl std::fmt::Display) -> String {
     format!("{}-{}", A::KIND, id)
 }
 

@@ -11,7 +11,7 @@ pub mod rbac;
 pub mod security;
 pub mod upcast;
 
-pub use error::{DomainError, ErrorCode, Lang};
-pub use event::{ActorType, Aggregate, DomainEvent, EventScope, EventStatus, Severity, Source};
+pub use error::{DomainError, ErrorCode, Lang, DICTIONARY};
+pub use event::{stream_id_of, ActorType, Aggregate, DomainEvent, EventScope, EventStatus, Severity, Source};
 pub use name::ResourceName;
 pub use rbac::{Principal, Role};

@@ -1,0 +1,221 @@
+//! Wiring: database, event store, projections, router, server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::Data;
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use opspilot_commands::identity::NewUser;
+use opspilot_commands::{CommandContext, Commands};
+use opspilot_domain::{ErrorCode, Source};
+use opspilot_projections::runner;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::graphql::{self, OpsSchema};
+use crate::metrics::Metrics;
+use crate::state::{AppState, RequestMeta};
+
+/// A started server.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Connects, migrates, starts the projections, bootstraps the admin account
+/// and serves until the task is dropped.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let pool = opspilot_eventstore::pool(&config.database_url, 16)?;
+    let applied = opspilot_eventstore::migrate(&pool).await.context("migrating the database")?;
+    if !applied.is_empty() {
+        tracing::info!(?applied, "migrations applied");
+    }
+    let commands = Commands::new(pool.clone(), config.master_key.clone());
+    let wake = opspilot_eventstore::notify::spawn_listener(config.database_url.clone());
+    let runner = runner::spawn(pool.clone(), opspilot_projections::all(), wake, Duration::from_millis(500));
+    let state = AppState::new(pool, commands, runner, Arc::new(Metrics::new()), config.login_attempts_per_minute);
+    bootstrap_admin(&state, config.admin_password.as_deref()).await?;
+
+    let app = router(state.clone(), &config);
+    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "OpsPilot listening");
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await {
+            tracing::error!(error = %e, "server stopped");
+        }
+    });
+    Ok(Running { addr, state, task })
+}
+
+/// Creates the `admin` account on first start. Its password comes from
+/// `OPSPILOT_ADMIN_PASSWORD`, or is generated and printed this once.
+pub async fn bootstrap_admin(state: &AppState, password: Option<&str>) -> anyhow::Result<()> {
+    if state.commands.existing_user("admin").await.is_ok() {
+        return Ok(());
+    }
+    let (password, generated) = match password {
+        Some(p) => (p.to_string(), false),
+        None => (random_password(), true),
+    };
+    let ctx = CommandContext::system(Source::SystemScheduler);
+    let input = NewUser { username: "admin".into(), display_name: Some("Administrator".into()), password: password.clone(), roles: vec!["admin".into()] };
+    let h = state.commands.create_user(&ctx, input).await.map_err(|e| anyhow::anyhow!("creating the admin account: {e:?}"))?;
+    state.settle(h.position).await;
+    if generated {
+        // Printed once, to the terminal only; it is never logged or stored in clear.
+        println!("OpsPilot created the account 'admin' with the generated password: {password}");
+    }
+    Ok(())
+}
+
+fn random_password() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 18];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The HTTP surface.
+pub fn router(state: AppState, config: &Config) -> Router {
+    let schema = graphql::schema(config.graphql_max_depth, config.graphql_max_complexity);
+    let mut app = Router::new()
+        .route("/graphql", get(graphiql_redirect).post(graphql_post))
+        .route("/graphql/ws", get(graphql_ws))
+        .route("/graphiql", get(graphiql))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", crate::rest::routes())
+        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .layer(axum::Extension(schema))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(envelope_for_plain_errors))
+        .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
+        .with_state(state);
+    // CORS is closed unless origins are configured.
+    if !config.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = config.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods(tower_http::cors::Any)
+                .allow_headers([axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE]),
+        );
+    }
+    app
+}
+
+async fn graphql_post(
+    State(state): State<AppState>,
+    axum::Extension(schema): axum::Extension<OpsSchema>,
+    headers: HeaderMap,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: GraphQLRequest,
+) -> Response {
+    let meta = match RequestMeta::from_headers(&state, &headers, Some(peer.ip())).await {
+        Ok(m) => m,
+        Err(e) => {
+            let resp = async_graphql::Response::from_errors(vec![e.into_graphql().into_server_error(Default::default())]);
+            return GraphQLResponse::from(resp).into_response();
+        }
+    };
+    let req = req.into_inner().data(state).data(meta);
+    GraphQLResponse::from(schema.execute(req).await).into_response()
+}
+
+async fn graphql_ws(
+    State(state): State<AppState>,
+    axum::Extension(schema): axum::Extension<OpsSchema>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade
+        .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| {
+            let init_state = state.clone();
+            GraphQLWebSocket::new(socket, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    // The token is checked once, in connection_init.
+                    let token = payload
+                        .get("token")
+                        .or_else(|| payload.get("Authorization"))
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(|s| s.trim_start_matches("Bearer ").trim().to_string())
+                        .unwrap_or_default();
+                    let caller = init_state.principal_for_token(&token).await.map_err(|e| e.into_graphql())?;
+                    let Some(caller) = caller else {
+                        return Err(ApiError::new(ErrorCode::Unauthenticated, "connection_init needs a valid token").into_graphql());
+                    };
+                    let mut data = Data::default();
+                    data.insert(init_state.clone());
+                    data.insert(RequestMeta { source: Source::ApiDirect, idempotency_key: None, lang: opspilot_domain::Lang::En, caller: Some(caller), ip: None });
+                    Ok(data)
+                })
+                .serve()
+        })
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").subscription_endpoint("/graphql/ws").finish())
+}
+
+async fn graphiql_redirect() -> Response {
+    (StatusCode::TEMPORARY_REDIRECT, [("location", "/graphiql")]).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.pool.get().await {
+        Ok(c) if c.simple_query("SELECT 1").await.is_ok() => "ready".into_response(),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let (Ok(head), Ok(c)) = (state.commands.store.head().await, state.pool.get().await) {
+        state.metrics.log_head.set(head);
+        if let Ok(rows) = c.query("SELECT name, position FROM projection_checkpoints", &[]).await {
+            for r in rows {
+                let (name, pos): (String, i64) = (r.get(0), r.get(1));
+                state.metrics.projection_lag.with_label_values(&[&name]).set(head - pos);
+            }
+        }
+    }
+    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render()).into_response()
+}
+
+/// Counts and times every request by its route pattern.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state.metrics.http_duration.with_label_values(&[&method, &path]).observe(started.elapsed().as_secs_f64());
+    state.metrics.http_requests.with_label_values(&[&method, &path, resp.status().as_str()]).inc();
+    resp
+}
+
+/// Errors produced by layers (body too large) get the dictionary envelope too.
+async fn envelope_for_plain_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        let mut e = ApiError::new(ErrorCode::ValidationError, "request body too large").into_response();
+        *e.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+        return e;
+    }
+    resp
+}

@@ -1,0 +1,471 @@
+//! GraphQL: queries read projections, mutations call commands, subscriptions
+//! stream what the projections just applied. The SDL is committed at
+//! `api/schema.graphql`; a test fails when code and file differ.
+
+use async_graphql::{Context, InputObject, Json, Object, Schema, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use opspilot_commands::identity::NewUser;
+use opspilot_domain::{ErrorCode, Principal};
+use opspilot_projections::audit_log::{self, AuditEntry as AuditRow, AuditFilter};
+use opspilot_projections::{accounts, PageRequest};
+use serde_json::{json, Value};
+use tokio_stream::wrappers::BroadcastStream;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::{AppState, RequestMeta};
+
+/// The schema type.
+pub type OpsSchema = Schema<Query, Mutation, Subscription>;
+
+/// Builds the schema with the depth and complexity guards.
+pub fn schema(max_depth: usize, max_complexity: usize) -> OpsSchema {
+    Schema::build(Query, Mutation, Subscription).limit_depth(max_depth).limit_complexity(max_complexity).finish()
+}
+
+/// The SDL as committed.
+pub fn sdl() -> String {
+    schema(12, 1000).sdl()
+}
+
+type GqlResult<T> = async_graphql::Result<T>;
+
+fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+    ctx.data_unchecked::<AppState>()
+}
+
+fn meta<'a>(ctx: &Context<'a>) -> &'a RequestMeta {
+    ctx.data_unchecked::<RequestMeta>()
+}
+
+fn principal<'a>(ctx: &Context<'a>) -> GqlResult<&'a Principal> {
+    meta(ctx).principal().map_err(|e| e.into_graphql())
+}
+
+fn gql(e: impl Into<ApiError>, ctx: &Context<'_>) -> async_graphql::Error {
+    e.into().in_lang(meta(ctx).lang).into_graphql()
+}
+
+/// The caller as JSON (shared with REST `/auth/me`).
+pub fn me_json(p: &Principal) -> Value {
+    let mut perms: Vec<&str> = p.roles.iter().flat_map(|r| r.permissions().iter().copied()).collect();
+    perms.sort();
+    perms.dedup();
+    json!({
+        "id": p.user_id, "username": p.username, "roles": p.roles, "permissions": perms,
+        "team_ids": p.team_ids, "project_ids": p.project_ids, "api_token_id": p.api_token_id,
+    })
+}
+
+/// The caller.
+#[derive(SimpleObject)]
+pub struct Me {
+    pub id: Uuid,
+    pub username: String,
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+    pub team_ids: Vec<Uuid>,
+    pub project_ids: Vec<Uuid>,
+}
+
+/// A user account.
+#[derive(SimpleObject)]
+pub struct User {
+    pub id: Uuid,
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub team_ids: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A project.
+#[derive(SimpleObject)]
+pub struct Project {
+    pub id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A team.
+#[derive(SimpleObject)]
+pub struct Team {
+    pub id: Uuid,
+    pub name: String,
+    pub project_id: Uuid,
+    pub member_ids: Vec<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An API token's metadata (never the token).
+#[derive(SimpleObject)]
+pub struct ApiToken {
+    pub id: Uuid,
+    pub name: String,
+    pub fingerprint: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A stored credential's metadata (never the secret).
+#[derive(SimpleObject)]
+pub struct Credential {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub fingerprint: String,
+    pub project_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One event envelope (SPEC §4).
+#[derive(SimpleObject, Clone)]
+pub struct AuditEntry {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub domain: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub environment_id: Option<String>,
+    pub project_id: Option<String>,
+    pub team_id: Option<String>,
+    pub actor_id: String,
+    pub actor_type: String,
+    pub source: String,
+    pub status: String,
+    pub severity: String,
+    pub occurred_at: DateTime<Utc>,
+    pub correlation_id: Uuid,
+    pub detail: Json<Value>,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            position: r.position,
+            event_id: r.event_id,
+            stream_id: r.stream_id,
+            domain: r.domain,
+            action: r.action,
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            environment_id: r.environment_id,
+            project_id: r.project_id,
+            team_id: r.team_id,
+            actor_id: r.actor_id,
+            actor_type: r.actor_type,
+            source: r.source,
+            status: r.status,
+            severity: r.severity,
+            occurred_at: r.occurred_at,
+            correlation_id: r.correlation_id,
+            detail: Json(r.detail),
+        }
+    }
+}
+
+macro_rules! page_type {
+    ($name:ident, $item:ty) => {
+        /// A page of results.
+        #[derive(SimpleObject)]
+        pub struct $name {
+            pub list: Vec<$item>,
+            pub total: i64,
+            pub page: i64,
+            pub page_size: i64,
+        }
+    };
+}
+page_type!(UserPage, User);
+page_type!(ProjectPage, Project);
+page_type!(TeamPage, Team);
+page_type!(CredentialPage, Credential);
+page_type!(AuditPage, AuditEntry);
+
+/// Filters of the audit explorer.
+#[derive(InputObject, Default)]
+pub struct AuditFilterInput {
+    pub domain: Option<String>,
+    pub action: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub actor_id: Option<String>,
+    pub project_id: Option<String>,
+    pub status: Option<String>,
+    pub after_position: Option<i64>,
+}
+
+impl From<AuditFilterInput> for AuditFilter {
+    fn from(f: AuditFilterInput) -> Self {
+        AuditFilter {
+            domain: f.domain,
+            action: f.action,
+            resource_type: f.resource_type,
+            resource_id: f.resource_id,
+            actor_id: f.actor_id,
+            project_id: f.project_id,
+            status: f.status,
+            after_position: f.after_position,
+        }
+    }
+}
+
+/// A login session.
+#[derive(SimpleObject)]
+pub struct Session {
+    pub token: String,
+    pub user_id: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A freshly issued API token: the token is shown this once.
+#[derive(SimpleObject)]
+pub struct IssuedApiToken {
+    pub id: Uuid,
+    pub name: String,
+    pub token: String,
+    pub fingerprint: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a command did: its answer and the log position it reached.
+#[derive(SimpleObject)]
+pub struct CommandResult {
+    pub position: i64,
+    pub result: Json<Value>,
+}
+
+/// One row of the error dictionary.
+#[derive(SimpleObject)]
+pub struct ErrorEntry {
+    pub code: u32,
+    pub error_key: String,
+    pub http_status: u16,
+    pub msg: String,
+    pub hint_en: String,
+    pub hint_zh: String,
+}
+
+/// New account input.
+#[derive(InputObject)]
+pub struct NewUserInput {
+    pub username: String,
+    pub display_name: Option<String>,
+    pub password: String,
+    pub roles: Vec<String>,
+}
+
+/// Queries: read models only.
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The caller.
+    async fn me(&self, ctx: &Context<'_>) -> GqlResult<Me> {
+        let p = principal(ctx)?;
+        let v = me_json(p);
+        Ok(Me {
+            id: p.user_id,
+            username: p.username.clone(),
+            roles: p.roles.iter().map(|r| r.as_str().to_string()).collect(),
+            permissions: serde_json::from_value(v["permissions"].clone()).unwrap_or_default(),
+            team_ids: p.team_ids.iter().copied().collect(),
+            project_ids: p.project_ids.iter().copied().collect(),
+        })
+    }
+
+    /// Users visible to the caller.
+    async fn users(&self, ctx: &Context<'_>, q: Option<String>, role: Option<String>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<UserPage> {
+        let p = principal(ctx)?;
+        let r = accounts::list_users(&state(ctx).pool, p, q.as_deref(), role.as_deref(), PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
+        Ok(UserPage {
+            list: r.list.into_iter().map(|u| User { id: u.id, username: u.username, display_name: u.display_name, roles: u.roles, disabled: u.disabled, team_ids: u.team_ids, created_at: u.created_at }).collect(),
+            total: r.total,
+            page: r.page,
+            page_size: r.page_size,
+        })
+    }
+
+    /// Projects visible to the caller.
+    async fn projects(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<ProjectPage> {
+        let r = accounts::list_projects(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
+        Ok(ProjectPage {
+            list: r.list.into_iter().map(|p| Project { id: p.id, name: p.name, description: p.description, created_at: p.created_at }).collect(),
+            total: r.total,
+            page: r.page,
+            page_size: r.page_size,
+        })
+    }
+
+    /// Teams visible to the caller, optionally of one project (id or name).
+    async fn teams(&self, ctx: &Context<'_>, project: Option<String>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<TeamPage> {
+        let project = project.as_deref().map(|p| opspilot_commands::ids::resolve("project", p));
+        let r = accounts::list_teams(&state(ctx).pool, principal(ctx)?, project, PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
+        Ok(TeamPage {
+            list: r.list.into_iter().map(|t| Team { id: t.id, name: t.name, project_id: t.project_id, member_ids: t.member_ids, created_at: t.created_at }).collect(),
+            total: r.total,
+            page: r.page,
+            page_size: r.page_size,
+        })
+    }
+
+    /// The caller's API tokens.
+    async fn api_tokens(&self, ctx: &Context<'_>) -> GqlResult<Vec<ApiToken>> {
+        let r = accounts::list_api_tokens(&state(ctx).pool, principal(ctx)?).await.map_err(|e| gql(e, ctx))?;
+        Ok(r.into_iter().map(|t| ApiToken { id: t.id, name: t.name, fingerprint: t.fingerprint, expires_at: t.expires_at, revoked: t.revoked, created_at: t.created_at }).collect())
+    }
+
+    /// Credentials visible to the caller (metadata only).
+    async fn credentials(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<CredentialPage> {
+        let r = accounts::list_credentials(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
+        Ok(CredentialPage {
+            list: r.list.into_iter().map(|c| Credential { id: c.id, name: c.name, kind: c.kind, fingerprint: c.fingerprint, project_id: c.project_id, created_at: c.created_at }).collect(),
+            total: r.total,
+            page: r.page,
+            page_size: r.page_size,
+        })
+    }
+
+    /// The audit log, scoped to the caller, newest first unless `ascending`.
+    async fn audit_events(&self, ctx: &Context<'_>, filter: Option<AuditFilterInput>, ascending: Option<bool>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<AuditPage> {
+        let p = principal(ctx)?;
+        p.require("audit:read").map_err(|e| gql(e, ctx))?;
+        let f: AuditFilter = filter.unwrap_or_default().into();
+        let r = audit_log::list(&state(ctx).pool, p, &f, ascending.unwrap_or(false), PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
+        Ok(AuditPage { list: r.list.into_iter().map(Into::into).collect(), total: r.total, page: r.page, page_size: r.page_size })
+    }
+
+    /// The error dictionary.
+    async fn error_dictionary(&self) -> Vec<ErrorEntry> {
+        opspilot_domain::DICTIONARY
+            .iter()
+            .map(|e| ErrorEntry { code: e.code, error_key: e.key.into(), http_status: e.http_status, msg: e.msg.into(), hint_en: e.hint_en.into(), hint_zh: e.hint_zh.into() })
+            .collect()
+    }
+}
+
+/// Mutations: commands.
+pub struct Mutation;
+
+async fn settled(ctx: &Context<'_>, h: opspilot_commands::Handled) -> CommandResult {
+    state(ctx).settle(h.position).await;
+    CommandResult { position: h.position, result: Json(h.result) }
+}
+
+fn command_ctx(ctx: &Context<'_>) -> GqlResult<opspilot_commands::CommandContext> {
+    meta(ctx).command_context().map_err(|e| e.into_graphql())
+}
+
+#[Object]
+impl Mutation {
+    /// Logs in; answers a bearer token.
+    async fn login(&self, ctx: &Context<'_>, username: String, password: String) -> GqlResult<Session> {
+        let s = state(ctx);
+        let m = meta(ctx);
+        s.check_login_rate(m.ip, &username).map_err(|e| gql(e, ctx))?;
+        let c = opspilot_commands::CommandContext::system(m.source);
+        let session = s.commands.login(&c, &username, &password).await.map_err(|e| gql(e, ctx))?;
+        Ok(Session { token: session.token, user_id: session.user_id, expires_at: session.expires_at })
+    }
+
+    /// Ends the caller's session (or revokes the token used).
+    async fn logout(&self, ctx: &Context<'_>) -> GqlResult<bool> {
+        let (_, token_id) = meta(ctx).caller.as_ref().ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "no bearer token").into_graphql())?;
+        state(ctx).commands.logout(*token_id).await.map_err(|e| gql(e, ctx))?;
+        Ok(true)
+    }
+
+    /// Creates a project.
+    async fn create_project(&self, ctx: &Context<'_>, name: String, description: Option<String>) -> GqlResult<CommandResult> {
+        let h = state(ctx).commands.create_project(&command_ctx(ctx)?, &name, description.as_deref().unwrap_or("")).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Creates a team in a project (id or name).
+    async fn create_team(&self, ctx: &Context<'_>, name: String, project: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).commands.create_team(&command_ctx(ctx)?, &name, &project).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Adds a user to a team (ids or names).
+    async fn add_team_member(&self, ctx: &Context<'_>, team: String, user: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).commands.add_team_member(&command_ctx(ctx)?, &team, &user).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Creates a local account.
+    async fn create_user(&self, ctx: &Context<'_>, input: NewUserInput) -> GqlResult<CommandResult> {
+        let input = NewUser { username: input.username, display_name: input.display_name, password: input.password, roles: input.roles };
+        let h = state(ctx).commands.create_user(&command_ctx(ctx)?, input).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Grants a role.
+    async fn grant_role(&self, ctx: &Context<'_>, user: String, role: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).commands.grant_role(&command_ctx(ctx)?, &user, &role).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Revokes a role.
+    async fn revoke_role(&self, ctx: &Context<'_>, user: String, role: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).commands.revoke_role(&command_ctx(ctx)?, &user, &role).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Sets a new password (own, or any with `identity:manage`).
+    async fn change_password(&self, ctx: &Context<'_>, user: String, password: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).commands.change_password(&command_ctx(ctx)?, &user, &password).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Issues an API token for the caller; the token is shown once.
+    async fn issue_api_token(&self, ctx: &Context<'_>, name: String, expires_in_days: Option<i64>) -> GqlResult<IssuedApiToken> {
+        let (t, position) = state(ctx).commands.issue_api_token(&command_ctx(ctx)?, &name, expires_in_days).await.map_err(|e| gql(e, ctx))?;
+        state(ctx).settle(position).await;
+        Ok(IssuedApiToken { id: t.id, name: t.name, token: t.token, fingerprint: t.fingerprint, expires_at: t.expires_at })
+    }
+
+    /// Revokes an API token.
+    async fn revoke_api_token(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<CommandResult> {
+        let h = state(ctx).commands.revoke_api_token(&command_ctx(ctx)?, id).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Seals and stores a secret; answers its id and fingerprint only.
+    async fn store_credential(&self, ctx: &Context<'_>, name: String, kind: String, secret: String, project: Option<String>) -> GqlResult<CommandResult> {
+        let h = state(ctx).commands.store_credential(&command_ctx(ctx)?, &name, &kind, &secret, project.as_deref()).await.map_err(|e| gql(e, ctx))?;
+        Ok(settled(ctx, h).await)
+    }
+}
+
+/// Live updates.
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// Events as the read models apply them, scoped to the caller and filtered.
+    async fn audit_events(&self, ctx: &Context<'_>, filter: Option<AuditFilterInput>) -> BoxStream<'static, GqlResult<AuditEntry>> {
+        let p = match principal(ctx).and_then(|p| p.require("audit:read").map(|_| p.clone()).map_err(|e| gql(e, ctx))) {
+            Ok(p) => p,
+            Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
+        };
+        let f: AuditFilter = filter.unwrap_or_default().into();
+        let rx = state(ctx).runner.applied.subscribe();
+        BroadcastStream::new(rx)
+            .filter_map(move |item| {
+                let out = item
+                    .ok()
+                    .map(|e| AuditRow::from_event(&e))
+                    .filter(|row| audit_log::visible_to(&p, row.project_id.as_deref(), &row.actor_id) && f.matches(row));
+                async move { out.map(|row| Ok(row.into())) }
+            })
+            .boxed()
+    }
+}

@@ -1,0 +1,280 @@
+//! REST under `/api/v1`, in the seed's envelope. Handlers translate: they call
+//! commands or read projections and map errors through the dictionary.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use opspilot_commands::identity::NewUser;
+use opspilot_domain::{ErrorCode, DICTIONARY};
+use opspilot_projections::audit_log::{self, AuditFilter};
+use opspilot_projections::{accounts, PageRequest};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::error::{ok, ApiError};
+use crate::state::{AppState, RequestMeta};
+
+/// A JSON body whose rejection is a dictionary `validation_error`.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(ErrorCode::ValidationError, "request body too large or unreadable")),
+            Err(e) => Err(ApiError::new(ErrorCode::ValidationError, e.body_text())),
+        }
+    }
+}
+
+type ApiResult = Result<Response, ApiError>;
+
+/// The `/api/v1` routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/auth/login", post(login))
+        .route("/auth/logout", post(logout))
+        .route("/auth/me", get(me))
+        .route("/auth/tokens", get(list_tokens).post(issue_token))
+        .route("/auth/tokens/{id}", delete(revoke_token))
+        .route("/projects", get(list_projects).post(create_project))
+        .route("/teams", get(list_teams).post(create_team))
+        .route("/teams/{team}/members", post(add_member))
+        .route("/users", get(list_users).post(create_user))
+        .route("/users/{user}/roles", post(grant_role))
+        .route("/users/{user}/roles/{role}", delete(revoke_role))
+        .route("/users/{user}/password", put(change_password))
+        .route("/credentials", get(list_credentials).post(store_credential))
+        .route("/audit/events", get(audit_events))
+        .route("/errors", get(errors))
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    username: String,
+    password: String,
+}
+
+async fn login(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<LoginBody>) -> ApiResult {
+    s.check_login_rate(meta.ip, &b.username).map_err(|e| e.in_lang(meta.lang))?;
+    let ctx = opspilot_commands::CommandContext::system(meta.source);
+    let session = s.commands.login(&ctx, &b.username, &b.password).await.map_err(|e| ApiError::from(e).in_lang(meta.lang))?;
+    Ok(ok(json!({ "token": session.token, "user_id": session.user_id, "expires_at": session.expires_at })))
+}
+
+async fn logout(State(s): State<AppState>, meta: RequestMeta) -> ApiResult {
+    let (_, token_id) = meta.caller.as_ref().ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "no bearer token"))?;
+    s.commands.logout(*token_id).await?;
+    Ok(ok(json!({ "logged_out": true })))
+}
+
+async fn me(meta: RequestMeta) -> ApiResult {
+    let p = meta.principal()?;
+    Ok(ok(crate::graphql::me_json(p)))
+}
+
+async fn list_tokens(State(s): State<AppState>, meta: RequestMeta) -> ApiResult {
+    Ok(ok(json!({ "list": accounts::list_api_tokens(&s.pool, meta.principal()?).await? })))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    name: String,
+    expires_in_days: Option<i64>,
+}
+
+async fn issue_token(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<TokenBody>) -> ApiResult {
+    let ctx = meta.command_context()?;
+    let (issued, position) = s.commands.issue_api_token(&ctx, &b.name, b.expires_in_days).await.map_err(|e| lang(e, &meta))?;
+    s.settle(position).await;
+    Ok(ok(issued))
+}
+
+async fn revoke_token(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<Uuid>) -> ApiResult {
+    let h = s.commands.revoke_api_token(&meta.command_context()?, id).await.map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+async fn list_projects(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
+    Ok(ok(accounts::list_projects(&s.pool, meta.principal()?, PageRequest::new(q.page, q.page_size)).await?))
+}
+
+#[derive(Deserialize)]
+struct ProjectBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create_project(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ProjectBody>) -> ApiResult {
+    let h = s.commands.create_project(&meta.command_context()?, &b.name, &b.description).await.map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct TeamQuery {
+    project_id: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+async fn list_teams(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<TeamQuery>) -> ApiResult {
+    let project = q.project_id.as_deref().map(|p| opspilot_commands::ids::resolve("project", p));
+    Ok(ok(accounts::list_teams(&s.pool, meta.principal()?, project, PageRequest::new(q.page, q.page_size)).await?))
+}
+
+#[derive(Deserialize)]
+struct TeamBody {
+    name: String,
+    project_id: String,
+}
+
+async fn create_team(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<TeamBody>) -> ApiResult {
+    let h = s.commands.create_team(&meta.command_context()?, &b.name, &b.project_id).await.map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct MemberBody {
+    user_id: String,
+}
+
+async fn add_member(State(s): State<AppState>, meta: RequestMeta, Path(team): Path<String>, Body(b): Body<MemberBody>) -> ApiResult {
+    let h = s.commands.add_team_member(&meta.command_context()?, &team, &b.user_id).await.map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct UserQuery {
+    q: Option<String>,
+    role: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+async fn list_users(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<UserQuery>) -> ApiResult {
+    let p = meta.principal()?;
+    Ok(ok(accounts::list_users(&s.pool, p, q.q.as_deref(), q.role.as_deref(), PageRequest::new(q.page, q.page_size)).await?))
+}
+
+#[derive(Deserialize)]
+struct UserBody {
+    username: String,
+    display_name: Option<String>,
+    password: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+async fn create_user(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<UserBody>) -> ApiResult {
+    let input = NewUser { username: b.username, display_name: b.display_name, password: b.password, roles: b.roles };
+    let h = s.commands.create_user(&meta.command_context()?, input).await.map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct RoleBody {
+    role: String,
+}
+
+async fn grant_role(State(s): State<AppState>, meta: RequestMeta, Path(user): Path<String>, Body(b): Body<RoleBody>) -> ApiResult {
+    let h = s.commands.grant_role(&meta.command_context()?, &user, &b.role).await.map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn revoke_role(State(s): State<AppState>, meta: RequestMeta, Path((user, role)): Path<(String, String)>) -> ApiResult {
+    let h = s.commands.revoke_role(&meta.command_context()?, &user, &role).await.map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    password: String,
+}
+
+async fn change_password(State(s): State<AppState>, meta: RequestMeta, Path(user): Path<String>, Body(b): Body<PasswordBody>) -> ApiResult {
+    let h = s.commands.change_password(&meta.command_context()?, &user, &b.password).await.map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn list_credentials(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
+    Ok(ok(accounts::list_credentials(&s.pool, meta.principal()?, PageRequest::new(q.page, q.page_size)).await?))
+}
+
+#[derive(Deserialize)]
+struct CredentialBody {
+    name: String,
+    kind: String,
+    secret: String,
+    project_id: Option<String>,
+}
+
+async fn store_credential(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<CredentialBody>) -> ApiResult {
+    let h = s
+        .commands
+        .store_credential(&meta.command_context()?, &b.name, &b.kind, &b.secret, b.project_id.as_deref())
+        .await
+        .map_err(|e| lang(e, &meta))?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    domain: Option<String>,
+    action: Option<String>,
+    resource_type: Option<String>,
+    resource_id: Option<String>,
+    actor_id: Option<String>,
+    project_id: Option<String>,
+    status: Option<String>,
+    after_position: Option<i64>,
+    order: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+async fn audit_events(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<AuditQuery>) -> ApiResult {
+    let p = meta.principal()?;
+    p.require("audit:read").map_err(ApiError::from)?;
+    let f = AuditFilter {
+        domain: q.domain,
+        action: q.action,
+        resource_type: q.resource_type,
+        resource_id: q.resource_id,
+        actor_id: q.actor_id,
+        project_id: q.project_id,
+        status: q.status,
+        after_position: q.after_position,
+    };
+    let ascending = q.order.as_deref() == Some("asc");
+    Ok(ok(audit_log::list(&s.pool, p, &f, ascending, PageRequest::new(q.page, q.page_size)).await?))
+}
+
+async fn errors() -> ApiResult {
+    Ok(ok(json!({ "list": DICTIONARY })))
+}
+
+fn lang(e: opspilot_commands::CommandError, meta: &RequestMeta) -> ApiError {
+    ApiError::from(e).in_lang(meta.lang)
+}
