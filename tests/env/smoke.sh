@@ -12,6 +12,8 @@
 #       compose plugin starts a second one from a compose file.
 #   (d) bundle: verify.sh accepts it; a flipped byte in a binary, or an edited
 #       SHA256SUMS, makes it fail.
+#   (e) start-control-plane.sh with a handed-in CA (ca.crt/ca.key only) on other
+#       ports signs its leaf certificates with that CA and serves with them.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ENV_JSON=${ENV_JSON:-/var/cache/opspilot-env/run/env.json}
@@ -171,5 +173,24 @@ awk 'NR==1 { $0 = (substr($0,1,1) == "0" ? "1" : "0") substr($0,2) } { print }' 
 if "$HERE/bundle/verify.sh" "$T" 2>"$WORK/verify.err"; then fail "verify accepted an edited SHA256SUMS"; fi
 ok "edited SHA256SUMS rejected: $(tail -1 "$WORK/verify.err")"
 "$HERE/bundle/verify.sh" "$BUNDLE" >/dev/null || fail "the original bundle was damaged by the test"
+
+# ------------------------------------------------------------------ (e) handed-in PKI
+step "(e) a control plane on a handed-in CA (what OpsPilot's own PKI will do)"
+P2="$WORK/pki"; D2="$WORK/data"; mkdir -p "$P2"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+  -subj /CN=handed-in-ca -addext basicConstraints=critical,CA:TRUE \
+  -addext keyUsage=critical,keyCertSign,cRLSign,digitalSignature \
+  -keyout "$P2/ca.key" -out "$P2/ca.crt" 2>/dev/null
+ca_before=$(sha256sum "$P2/ca.crt")
+export OPSPILOT_APISERVER_PORT=26443 OPSPILOT_ETCD_CLIENT_PORT=22379 OPSPILOT_ETCD_PEER_PORT=22380 \
+  OPSPILOT_KCM_PORT=27257 OPSPILOT_SCHEDULER_PORT=27259 OPSPILOT_KWOK_PORT=27247 OPSPILOT_FAKE_NODES=1
+CLEANUPS+=("'$HERE/k8s/stop-control-plane.sh' '$D2' >/dev/null 2>&1")
+"$HERE/k8s/start-control-plane.sh" "$P2" "$D2" 2>"$WORK/cp2.log" || { cat "$WORK/cp2.log" >&2; fail "control plane on a handed-in CA"; }
+[ "$(sha256sum "$P2/ca.crt")" = "$ca_before" ] || fail "the handed-in ca.crt was replaced"
+openssl verify -CAfile "$P2/ca.crt" "$P2/apiserver.crt" "$P2/admin.crt" >/dev/null || fail "leaf certificates not signed by the handed-in CA"
+curl -sf --cacert "$P2/ca.crt" https://127.0.0.1:26443/readyz >/dev/null || fail "apiserver on the handed-in CA not serving TLS verifiable with that CA"
+"$KUBECTL" --kubeconfig="$D2/admin.kubeconfig" get nodes kwok-node-1 >/dev/null || fail "admin cert from the handed-in CA rejected"
+ok "apiserver on :26443 serves a certificate of the handed-in EC CA; its admin cert works"
+"$HERE/k8s/stop-control-plane.sh" "$D2" >/dev/null 2>&1
 
 printf '\nSMOKE OK\n'
