@@ -85,12 +85,19 @@ build_binaries() {
 _kwok_build()   { _go_install "$1" "" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"; }
 _crictl_build() { _go_install "$1" "-X sigs.k8s.io/cri-tools/pkg/version.Version=$CRI_TOOLS_VERSION" "sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION"; }
 
-# etcd: Debian's etcd-server (3.4) serves kube-apiserver 1.31 in this setup
-# (checked by smoke.sh); its binary is used directly.
+# etcd: Debian's etcd-server (3.4) serves kube-apiserver 1.31 here (the apiserver
+# only notes that RequestWatchProgress is unsupported and falls back), so no etcd
+# build. The binary (only libc needed) is unpacked from the .deb rather than
+# installed, so no system etcd service appears on machines with systemd.
 ensure_etcd() {
-  ensure_pkgs etcd-server
-  # The package's init integration never runs here (no systemd); make sure the
-  # Debian default instance is not holding ports by accident.
-  command -v etcd >/dev/null || die "etcd missing after install"
+  ls "$BIN_CACHE"/etcd-debian-*/etcd >/dev/null 2>&1 && return 0
+  local x="$CACHE/tmp/etcd-deb" v
+  rm -rf "$x"; apt_extract "$x" etcd-server
+  v=$(dpkg-deb -f "$(ls "$CACHE"/debs/etcd-server_*.deb | head -1)" Version | tr -c 'A-Za-z0-9._\n-' '_')
+  mkdir -p "$BIN_CACHE/etcd-debian-$v.tmp"
+  install -m 0755 "$x/usr/bin/etcd" "$BIN_CACHE/etcd-debian-$v.tmp/etcd"
+  mv "$BIN_CACHE/etcd-debian-$v.tmp" "$BIN_CACHE/etcd-debian-$v"
+  rm -rf "$x"
+  log "etcd $v unpacked from Debian's etcd-server"
 }
-etcd_cmd() { command -v etcd; }
+etcd_cmd() { ls "$BIN_CACHE"/etcd-debian-*/etcd | head -1; }
