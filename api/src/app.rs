@@ -103,8 +103,8 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .layer(axum::Extension(schema))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(middleware::from_fn(envelope_for_plain_errors))
         .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
+        .layer(middleware::from_fn(envelope_for_plain_errors))
         .with_state(state);
     // CORS is closed unless origins are configured.
     if !config.cors_origins.is_empty() {

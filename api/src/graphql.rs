@@ -371,76 +371,76 @@ impl Mutation {
         let m = meta(ctx);
         s.check_login_rate(m.ip, &username).map_err(|e| gql(e, ctx))?;
         let c = opspilot_commands::CommandContext::system(m.source);
-        let session = s.commands.login(&c, &username, &password).await.map_err(|e| gql(e, ctx))?;
+        let session = s.run(m.lang, s.commands.login(&c, &username, &password)).await.map_err(|e| e.into_graphql())?;
         Ok(Session { token: session.token, user_id: session.user_id, expires_at: session.expires_at })
     }
 
     /// Ends the caller's session (or revokes the token used).
     async fn logout(&self, ctx: &Context<'_>) -> GqlResult<bool> {
         let (_, token_id) = meta(ctx).caller.as_ref().ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "no bearer token").into_graphql())?;
-        state(ctx).commands.logout(*token_id).await.map_err(|e| gql(e, ctx))?;
+        state(ctx).run(meta(ctx).lang, state(ctx).commands.logout(*token_id)).await.map_err(|e| e.into_graphql())?;
         Ok(true)
     }
 
     /// Creates a project.
     async fn create_project(&self, ctx: &Context<'_>, name: String, description: Option<String>) -> GqlResult<CommandResult> {
-        let h = state(ctx).commands.create_project(&command_ctx(ctx)?, &name, description.as_deref().unwrap_or("")).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.create_project(&command_ctx(ctx)?, &name, description.as_deref().unwrap_or(""))).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 
     /// Creates a team in a project (id or name).
     async fn create_team(&self, ctx: &Context<'_>, name: String, project: String) -> GqlResult<CommandResult> {
-        let h = state(ctx).commands.create_team(&command_ctx(ctx)?, &name, &project).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.create_team(&command_ctx(ctx)?, &name, &project)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 
     /// Adds a user to a team (ids or names).
     async fn add_team_member(&self, ctx: &Context<'_>, team: String, user: String) -> GqlResult<CommandResult> {
-        let h = state(ctx).commands.add_team_member(&command_ctx(ctx)?, &team, &user).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.add_team_member(&command_ctx(ctx)?, &team, &user)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 
     /// Creates a local account.
     async fn create_user(&self, ctx: &Context<'_>, input: NewUserInput) -> GqlResult<CommandResult> {
         let input = NewUser { username: input.username, display_name: input.display_name, password: input.password, roles: input.roles };
-        let h = state(ctx).commands.create_user(&command_ctx(ctx)?, input).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.create_user(&command_ctx(ctx)?, input)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 
     /// Grants a role.
     async fn grant_role(&self, ctx: &Context<'_>, user: String, role: String) -> GqlResult<CommandResult> {
-        let h = state(ctx).commands.grant_role(&command_ctx(ctx)?, &user, &role).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.grant_role(&command_ctx(ctx)?, &user, &role)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 
     /// Revokes a role.
     async fn revoke_role(&self, ctx: &Context<'_>, user: String, role: String) -> GqlResult<CommandResult> {
-        let h = state(ctx).commands.revoke_role(&command_ctx(ctx)?, &user, &role).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.revoke_role(&command_ctx(ctx)?, &user, &role)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 
     /// Sets a new password (own, or any with `identity:manage`).
     async fn change_password(&self, ctx: &Context<'_>, user: String, password: String) -> GqlResult<CommandResult> {
-        let h = state(ctx).commands.change_password(&command_ctx(ctx)?, &user, &password).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.change_password(&command_ctx(ctx)?, &user, &password)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 
     /// Issues an API token for the caller; the token is shown once.
     async fn issue_api_token(&self, ctx: &Context<'_>, name: String, expires_in_days: Option<i64>) -> GqlResult<IssuedApiToken> {
-        let (t, position) = state(ctx).commands.issue_api_token(&command_ctx(ctx)?, &name, expires_in_days).await.map_err(|e| gql(e, ctx))?;
+        let (t, position) = state(ctx).run(meta(ctx).lang, state(ctx).commands.issue_api_token(&command_ctx(ctx)?, &name, expires_in_days)).await.map_err(|e| e.into_graphql())?;
         state(ctx).settle(position).await;
         Ok(IssuedApiToken { id: t.id, name: t.name, token: t.token, fingerprint: t.fingerprint, expires_at: t.expires_at })
     }
 
     /// Revokes an API token.
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<CommandResult> {
-        let h = state(ctx).commands.revoke_api_token(&command_ctx(ctx)?, id).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.revoke_api_token(&command_ctx(ctx)?, id)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 
     /// Seals and stores a secret; answers its id and fingerprint only.
     async fn store_credential(&self, ctx: &Context<'_>, name: String, kind: String, secret: String, project: Option<String>) -> GqlResult<CommandResult> {
-        let h = state(ctx).commands.store_credential(&command_ctx(ctx)?, &name, &kind, &secret, project.as_deref()).await.map_err(|e| gql(e, ctx))?;
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.store_credential(&command_ctx(ctx)?, &name, &kind, &secret, project.as_deref())).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 }

@@ -64,7 +64,7 @@ struct LoginBody {
 async fn login(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<LoginBody>) -> ApiResult {
     s.check_login_rate(meta.ip, &b.username).map_err(|e| e.in_lang(meta.lang))?;
     let ctx = opspilot_commands::CommandContext::system(meta.source);
-    let session = s.commands.login(&ctx, &b.username, &b.password).await.map_err(|e| ApiError::from(e).in_lang(meta.lang))?;
+    let session = s.run(meta.lang, s.commands.login(&ctx, &b.username, &b.password)).await?;
     Ok(ok(json!({ "token": session.token, "user_id": session.user_id, "expires_at": session.expires_at })))
 }
 
@@ -91,13 +91,13 @@ struct TokenBody {
 
 async fn issue_token(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<TokenBody>) -> ApiResult {
     let ctx = meta.command_context()?;
-    let (issued, position) = s.commands.issue_api_token(&ctx, &b.name, b.expires_in_days).await.map_err(|e| lang(e, &meta))?;
+    let (issued, position) = s.run(meta.lang, s.commands.issue_api_token(&ctx, &b.name, b.expires_in_days)).await?;
     s.settle(position).await;
     Ok(ok(issued))
 }
 
 async fn revoke_token(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<Uuid>) -> ApiResult {
-    let h = s.commands.revoke_api_token(&meta.command_context()?, id).await.map_err(|e| lang(e, &meta))?;
+    let h = s.run(meta.lang, s.commands.revoke_api_token(&meta.command_context()?, id)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
@@ -120,7 +120,7 @@ struct ProjectBody {
 }
 
 async fn create_project(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ProjectBody>) -> ApiResult {
-    let h = s.commands.create_project(&meta.command_context()?, &b.name, &b.description).await.map_err(|e| lang(e, &meta))?;
+    let h = s.run(meta.lang, s.commands.create_project(&meta.command_context()?, &b.name, &b.description)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
@@ -144,7 +144,7 @@ struct TeamBody {
 }
 
 async fn create_team(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<TeamBody>) -> ApiResult {
-    let h = s.commands.create_team(&meta.command_context()?, &b.name, &b.project_id).await.map_err(|e| lang(e, &meta))?;
+    let h = s.run(meta.lang, s.commands.create_team(&meta.command_context()?, &b.name, &b.project_id)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
@@ -155,7 +155,7 @@ struct MemberBody {
 }
 
 async fn add_member(State(s): State<AppState>, meta: RequestMeta, Path(team): Path<String>, Body(b): Body<MemberBody>) -> ApiResult {
-    let h = s.commands.add_team_member(&meta.command_context()?, &team, &b.user_id).await.map_err(|e| lang(e, &meta))?;
+    let h = s.run(meta.lang, s.commands.add_team_member(&meta.command_context()?, &team, &b.user_id)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
@@ -184,7 +184,7 @@ struct UserBody {
 
 async fn create_user(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<UserBody>) -> ApiResult {
     let input = NewUser { username: b.username, display_name: b.display_name, password: b.password, roles: b.roles };
-    let h = s.commands.create_user(&meta.command_context()?, input).await.map_err(|e| lang(e, &meta))?;
+    let h = s.run(meta.lang, s.commands.create_user(&meta.command_context()?, input)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
@@ -195,13 +195,13 @@ struct RoleBody {
 }
 
 async fn grant_role(State(s): State<AppState>, meta: RequestMeta, Path(user): Path<String>, Body(b): Body<RoleBody>) -> ApiResult {
-    let h = s.commands.grant_role(&meta.command_context()?, &user, &b.role).await.map_err(|e| lang(e, &meta))?;
+    let h = s.run(meta.lang, s.commands.grant_role(&meta.command_context()?, &user, &b.role)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
 
 async fn revoke_role(State(s): State<AppState>, meta: RequestMeta, Path((user, role)): Path<(String, String)>) -> ApiResult {
-    let h = s.commands.revoke_role(&meta.command_context()?, &user, &role).await.map_err(|e| lang(e, &meta))?;
+    let h = s.run(meta.lang, s.commands.revoke_role(&meta.command_context()?, &user, &role)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
@@ -212,7 +212,7 @@ struct PasswordBody {
 }
 
 async fn change_password(State(s): State<AppState>, meta: RequestMeta, Path(user): Path<String>, Body(b): Body<PasswordBody>) -> ApiResult {
-    let h = s.commands.change_password(&meta.command_context()?, &user, &b.password).await.map_err(|e| lang(e, &meta))?;
+    let h = s.run(meta.lang, s.commands.change_password(&meta.command_context()?, &user, &b.password)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
@@ -230,11 +230,9 @@ struct CredentialBody {
 }
 
 async fn store_credential(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<CredentialBody>) -> ApiResult {
-    let h = s
+    let h = s.run(meta.lang, s
         .commands
-        .store_credential(&meta.command_context()?, &b.name, &b.kind, &b.secret, b.project_id.as_deref())
-        .await
-        .map_err(|e| lang(e, &meta))?;
+        .store_credential(&meta.command_context()?, &b.name, &b.kind, &b.secret, b.project_id.as_deref())).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }
@@ -273,8 +271,4 @@ async fn audit_events(State(s): State<AppState>, meta: RequestMeta, Query(q): Qu
 
 async fn errors() -> ApiResult {
     Ok(ok(json!({ "list": DICTIONARY })))
-}
-
-fn lang(e: opspilot_commands::CommandError, meta: &RequestMeta) -> ApiError {
-    ApiError::from(e).in_lang(meta.lang)
 }

@@ -9,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use opspilot_commands::{CommandContext, Commands};
+use opspilot_commands::{CommandContext, CommandError, Commands};
 use opspilot_domain::{ErrorCode, Lang, Principal, Source};
 use opspilot_eventstore::secrets::Secrets;
 use opspilot_eventstore::Pool;
@@ -63,6 +63,26 @@ impl AppState {
     pub async fn settle(&self, position: i64) {
         if !self.runner.wait_for(position, READ_YOUR_WRITES_TIMEOUT).await {
             tracing::warn!(position, "read models did not reach the write in time");
+        }
+    }
+
+    /// Awaits a command and maps its refusal to the client's language. A
+    /// denial is itself an audit event: it is settled like a write, so the
+    /// caller's next query sees it.
+    pub async fn run<T>(&self, lang: Lang, command: impl std::future::Future<Output = Result<T, CommandError>>) -> Result<T, ApiError> {
+        match command.await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if matches!(
+                    e.code(),
+                    ErrorCode::PermissionDenied | ErrorCode::ProjectScopeDenied | ErrorCode::TeamScopeDenied | ErrorCode::ApprovalPermissionDenied
+                ) {
+                    if let Ok(head) = self.commands.store.head().await {
+                        self.settle(head).await;
+                    }
+                }
+                Err(ApiError::from(e).in_lang(lang))
+            }
         }
     }
 

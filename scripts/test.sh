@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: unit tests of the pure crates, and the system tests against
+# a real PostgreSQL (a private instance under /var/cache/opspilot, each test in
+# its own database) and the real opspilot binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/pg.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/opspilot/target}"
+mkdir -p "$CARGO_TARGET_DIR"
+
+# Test databases are throw-away: durability is traded for speed.
+PG_EXTRA_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+  ensure_postgres /var/cache/opspilot/pg-test "${OPSPILOT_TEST_PG_PORT:-54339}"
+export OPSPILOT_TEST_DATABASE_URL="$PG_ADMIN_URL"
+
+# Drop the databases earlier runs left behind.
+psql "$PG_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'" |
+  while read -r db; do [ -n "$db" ] && psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
+
+# The system tests run the real binary.
+cargo build --bin opspilot
+export OPSPILOT_BIN="$CARGO_TARGET_DIR/debug/opspilot"
+
+cargo test --workspace --no-fail-fast -- --test-threads="${OPSPILOT_TEST_THREADS:-4}" "$@"
