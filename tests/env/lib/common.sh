@@ -16,7 +16,6 @@ KWOK_VERSION=v0.6.1           # client-go 0.30, supports Kubernetes 1.31
 CRI_TOOLS_VERSION=v1.34.0     # the only cri-tools versions the proxy serves: v1.34.0, v1.37.0
 CNI_PLUGINS_VERSION=v1.6.2
 COMPOSE_VERSION=v2.40.3
-ETCD_BUILD_VERSION=v3.5.21    # only used when Debian's etcd-server does not do
 
 export PATH="/usr/local/go/bin:$PATH"
 export GOMODCACHE="$CACHE/go/mod" GOCACHE="$CACHE/go/build" GOTOOLCHAIN=local
