@@ -12,9 +12,9 @@ ENV_JSON="$RUN/env.json"
 
 # Pinned versions. Changing one changes its cache key, so it is rebuilt once.
 K8S_VERSION=v1.31.14
-KWOK_VERSION=v0.6.1           # client-go 0.30, supports Kubernetes 1.31
+KWOK_VERSION=v0.6.1           # client-go 0.30; works with the 1.31 apiserver (smoke.sh)
 CRI_TOOLS_VERSION=v1.34.0     # the only cri-tools versions the proxy serves: v1.34.0, v1.37.0
-CNI_PLUGINS_VERSION=v1.6.2
+CNI_PLUGINS_VERSION=v1.6.2    # the 1.31/1.32-era release (the proxy also serves up to v1.9.1)
 COMPOSE_VERSION=v2.40.3
 
 export PATH="/usr/local/go/bin:$PATH"
