@@ -1,0 +1,169 @@
+//! `opspilot-bench DATABASE_URL`: measures, on an empty database, the figures
+//! the README reports. Run through `./scripts/bench.sh`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use opspilot_domain::{ActorType, EventScope, EventStatus, Severity, Source};
+use opspilot_eventstore::{EventMeta, EventStore, ExpectedVersion, MasterKey, NewEvent, Pool};
+use serde_json::json;
+use uuid::Uuid;
+
+fn meta() -> EventMeta {
+    EventMeta { actor_id: "bench".into(), actor_type: ActorType::System, source: Source::ApiDirect, occurred_at: Utc::now(), correlation_id: Uuid::new_v4(), causation_id: None }
+}
+
+fn event(n: usize) -> NewEvent {
+    NewEvent {
+        event_id: Uuid::new_v4(),
+        action: "bench.recorded".into(),
+        schema_version: 1,
+        scope: EventScope::resource("bench", n).in_project(Uuid::nil()),
+        status: EventStatus::Success,
+        severity: Severity::Info,
+        detail: json!({ "n": n, "summary": "a typical small detail object", "env": "production" }),
+    }
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Appends `total` events with `writers` concurrent tasks in batches of `batch`; events/s.
+async fn append_rate(store: &EventStore, writers: usize, batch: usize, total: usize) -> anyhow::Result<f64> {
+    let per_writer = total / writers / batch;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let events: Vec<NewEvent> = (0..batch).map(|k| event(i * batch + k)).collect();
+                store.append(&format!("bench-{w}-{batch}-{}", Uuid::new_v4()), ExpectedVersion::NoStream, &events, &meta(), None).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((per_writer * batch * writers) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The same rows inserted with a plain multi-row INSERT into an identical
+/// table without the log's lock, chain or checks; events/s.
+async fn raw_rate(pool: &Pool, writers: usize, batch: usize, total: usize) -> anyhow::Result<f64> {
+    let per_writer = total / writers / batch;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let pool = pool.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = pool.get().await?;
+            for _ in 0..per_writer {
+                let m = meta();
+                let stream = format!("raw-{w}-{}", Uuid::new_v4());
+                let ids: Vec<Uuid> = (0..batch).map(|_| Uuid::new_v4()).collect();
+                let versions: Vec<i64> = (1..=batch as i64).collect();
+                let details: Vec<serde_json::Value> = (0..batch).map(|n| event(n).detail).collect();
+                let hashes: Vec<Vec<u8>> = (0..batch).map(|_| vec![0u8; 32]).collect();
+                c.execute(
+                    "INSERT INTO bench_raw (position, event_id, stream_id, stream_version, domain, action, schema_version, resource_type, resource_id,
+                        project_id, actor_id, actor_type, source, status, severity, occurred_at, correlation_id, detail, prev_hash, hash)
+                     SELECT nextval('bench_raw_seq'), e, $1, v, 'bench', 'bench.recorded', 1, 'bench', v::text, $2, 'bench', 'system', 'api_direct',
+                        'success', 'info', $3, $4, d, h, h FROM unnest($5::uuid[], $6::bigint[], $7::jsonb[], $8::bytea[]) AS t(e, v, d, h)",
+                    &[&stream, &Uuid::nil().to_string(), &m.occurred_at, &m.correlation_id, &ids, &versions, &details, &hashes],
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok((per_writer * batch * writers) as f64 / started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let url = std::env::args().nth(1).context("usage: opspilot-bench DATABASE_URL (an empty database)")?;
+    let pool = opspilot_eventstore::pool(&url, 24)?;
+    opspilot_eventstore::migrate(&pool).await?;
+    let c = pool.get().await?;
+    c.batch_execute(
+        "DROP TABLE IF EXISTS bench_raw; DROP SEQUENCE IF EXISTS bench_raw_seq;
+         CREATE SEQUENCE bench_raw_seq;
+         CREATE TABLE bench_raw (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);",
+    )
+    .await?;
+    drop(c);
+    let store = EventStore::new(pool.clone());
+
+    println!("## Append throughput (events/s)");
+    println!("| writers | batch | event store | raw INSERT | store / raw |");
+    println!("|---|---|---|---|---|");
+    for (writers, batch, total) in [(1, 1, 2000), (8, 1, 4000), (1, 100, 20000), (8, 100, 40000)] {
+        let s = append_rate(&store, writers, batch, total).await?;
+        let r = raw_rate(&pool, writers, batch, total).await?;
+        println!("| {writers} | {batch} | {s:.0} | {r:.0} | {:.2} |", s / r);
+    }
+
+    // A server on this database for the end-to-end figures.
+    let mut config = opspilot_api::Config::for_database(&url, MasterKey::generate());
+    config.admin_password = Some("bench-admin-pw".into());
+    config.login_attempts_per_minute = 1000;
+    let running = opspilot_api::start(config).await?;
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http.post(format!("{base}/api/v1/auth/login")).json(&json!({ "username": "admin", "password": "bench-admin-pw" })).send().await?.json().await?;
+    let token = login["data"]["token"].as_str().context("admin login")?.to_string();
+
+    let mut lat = Vec::new();
+    for i in 0..300 {
+        let q = json!({ "query": "mutation($n: String!) { createProject(name: $n) { position } }", "variables": { "n": format!("bench-{i}-{}", Uuid::new_v4().simple()) } });
+        let started = Instant::now();
+        let r: serde_json::Value = http.post(format!("{base}/graphql")).bearer_auth(&token).json(&q).send().await?.json().await?;
+        lat.push(started.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(r["errors"].is_null(), "{r}");
+    }
+    lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("\n## One command end to end through GraphQL (createProject, includes read-your-writes wait)");
+    println!("p50 {:.2} ms, p99 {:.2} ms over {} requests", pct(&lat, 0.5), pct(&lat, 0.99), lat.len());
+
+    // Projection lag at a steady 1,000 events/s for 10 s (10 events every 10 ms).
+    let mut rx = running.state.runner.applied.subscribe();
+    let collector = tokio::spawn(async move {
+        let mut lags = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline && lags.len() < 10_000 {
+            match tokio::time::timeout(Duration::from_secs(2), rx.recv()).await {
+                Ok(Ok(e)) if e.action == "bench.lag" => lags.push((Utc::now() - e.occurred_at).num_microseconds().unwrap_or(0) as f64 / 1000.0),
+                Ok(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        lags
+    });
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    for i in 0..1000 {
+        tick.tick().await;
+        let events: Vec<NewEvent> = (0..10).map(|k| NewEvent { action: "bench.lag".into(), ..event(i * 10 + k) }).collect();
+        let store = store.clone();
+        tokio::spawn(async move { store.append("bench-lag", ExpectedVersion::Any, &events, &meta(), None).await });
+    }
+    let mut lags = collector.await?;
+    lags.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("\n## Projection lag at a steady 1,000 events/s (append → applied by every projection)");
+    println!("p50 {:.1} ms, p99 {:.1} ms over {} events", pct(&lags, 0.5), pct(&lags, 0.99), lags.len());
+
+    let head = store.head().await?;
+    println!("\n## Rebuild from zero ({head} events in the log)");
+    for p in opspilot_projections::all() {
+        let started = Instant::now();
+        let n = opspilot_projections::runner::rebuild(&pool, &p).await?;
+        println!("{}: {:.0} events/s", p.name, n as f64 / started.elapsed().as_secs_f64());
+    }
+    Ok(())
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the benchmarks on a fresh database of the private PostgreSQL used by
+# run.sh (durable settings: fsync on), and prints Markdown for the README.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/pg.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/opspilot/target}"
+ensure_postgres "$PWD/.opspilot/pg" "${OPSPILOT_PG_PORT:-54329}"
+psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS opspilot_bench WITH (FORCE)" >/dev/null
+psql "$PG_ADMIN_URL" -qc "CREATE DATABASE opspilot_bench" >/dev/null
+cargo build --release -p opspilot-bench
+OPSPILOT_LOG=warn "$CARGO_TARGET_DIR/release/opspilot-bench" "${PG_ADMIN_URL%/postgres}/opspilot_bench"
