@@ -22,4 +22,10 @@ psql "$PG_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE '
 cargo build --bin opspilot
 export OPSPILOT_BIN="$CARGO_TARGET_DIR/debug/opspilot"
 
-cargo test --workspace --no-fail-fast -- --test-threads="${OPSPILOT_TEST_THREADS:-4}" "$@"
+log=$(mktemp)
+status=0
+cargo test --workspace --no-fail-fast -- --test-threads="${OPSPILOT_TEST_THREADS:-4}" "$@" 2>&1 | tee "$log" || status=$?
+# One closing line over every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
