@@ -10,6 +10,9 @@
 #   (c) nested Docker: the bundle's dockerd runs inside a host, loads busybox.tar
 #       and a busybox httpd container serves its page to curl; the bundle's
 #       compose plugin starts a second one from a compose file.
+#   (c2) the bundle's containerd, runc, CNI plugins and kubelet run a static pod
+#       (busybox httpd, host network) inside another host; the kubelet's kernel
+#       tunables stay inside the host.
 #   (d) bundle: verify.sh accepts it; a flipped byte in a binary, or an edited
 #       SHA256SUMS, makes it fail.
 #   (e) start-control-plane.sh with a handed-in CA (ca.crt/ca.key only) on other
@@ -155,6 +158,64 @@ page=""
 for _ in $(seq 1 20); do page=$(curl -sf "http://$H1_IP:8081/" || true); [ -n "$page" ] && break; sleep 0.5; done
 grep -q 'opspilot busybox httpd ok' <<<"$page" || fail "compose service in nested Docker on $H1_IP:8081 did not serve its page"
 ok "docker compose $(docker exec "$H1" docker compose version --short) service: curl http://$H1_IP:8081/ -> $page"
+
+# ------------------------------------------------------------------ (c2) kubelet
+step "(c2) the bundle's kubelet + containerd + runc run a static pod in a host"
+H2=$(J .hosts[1].container); H2_IP=$(J .hosts[1].ip)
+for b in containerd containerd-shim-runc-v2 ctr runc kubelet crictl; do
+  docker cp "$BUNDLE/bin/linux-amd64/$b" "$H2:/usr/local/bin/$b"
+done
+docker cp "$BUNDLE/bin/linux-amd64/cni-plugins.tgz" "$H2:/tmp/cni-plugins.tgz"
+docker cp "$BUNDLE/images/busybox.tar" "$H2:/tmp/busybox.tar"
+CLEANUPS+=("docker exec $H2 sh -c 'pkill -x kubelet; sleep 1; crictl -r unix:///run/containerd/containerd.sock rmp -fa >/dev/null 2>&1; pkill -x containerd; sleep 1; pkill -x containerd-shim; grep -oE \" (/run/containerd|/var/lib/containerd|/var/lib/kubelet|/run/netns)[^ ]*\" /proc/mounts | sort -r | xargs -r umount -l; rm -rf /usr/local/bin/containerd /usr/local/bin/containerd-shim-runc-v2 /usr/local/bin/ctr /usr/local/bin/runc /usr/local/bin/kubelet /usr/local/bin/crictl /opt/cni /etc/cni /etc/containerd /etc/kubernetes /var/lib/kubelet /var/lib/containerd /run/containerd /tmp/cni-plugins.tgz /tmp/busybox.tar /var/log/kubelet.log /var/log/containerd.log'")
+# restrict_oom_score_adj: without CAP_SYS_RESOURCE runc cannot give the sandbox
+# its usual negative OOM score; the native snapshotter avoids overlay-on-overlay.
+docker exec "$H2" sh -ec '
+  mkdir -p /opt/cni/bin /etc/containerd /etc/kubernetes/manifests /var/lib/kubelet
+  tar -C /opt/cni/bin -xzf /tmp/cni-plugins.tgz
+  containerd config default \
+    | sed "s|sandbox_image = .*|sandbox_image = \"docker.io/library/opspilot-busybox:1\"|; s|snapshotter = \"overlayfs\"|snapshotter = \"native\"|; s|restrict_oom_score_adj = false|restrict_oom_score_adj = true|" \
+    > /etc/containerd/config.toml'
+docker exec -d "$H2" sh -c 'containerd >/var/log/containerd.log 2>&1'
+for _ in $(seq 1 30); do docker exec "$H2" ctr version >/dev/null 2>&1 && break; sleep 0.5; done
+docker exec "$H2" ctr -n k8s.io images import --snapshotter native /tmp/busybox.tar >/dev/null || fail "ctr images import in $H2"
+docker exec -i "$H2" sh -c 'cat > /var/lib/kubelet/config.yaml' <<'YAML'
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+failSwapOn: false
+staticPodPath: /etc/kubernetes/manifests
+authentication: {anonymous: {enabled: true}, webhook: {enabled: false}}
+authorization: {mode: AlwaysAllow}
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+YAML
+docker exec -i "$H2" sh -c 'cat > /etc/kubernetes/manifests/web.yaml' <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default}
+spec:
+  hostNetwork: true
+  containers:
+  - name: web
+    image: docker.io/library/opspilot-busybox:1
+    imagePullPolicy: Never
+    command: ["/bin/busybox", "httpd", "-f", "-p", "9090", "-h", "/www"]
+YAML
+machine_panic=$(cat /proc/sys/kernel/panic); machine_panic_on_oops=$(cat /proc/sys/kernel/panic_on_oops)
+docker exec -d "$H2" sh -c 'kubelet --config /var/lib/kubelet/config.yaml >/var/log/kubelet.log 2>&1'
+page=""
+for _ in $(seq 1 90); do page=$(curl -sf --max-time 2 "http://$H2_IP:9090/" || true); [ -n "$page" ] && break; sleep 1; done
+if ! grep -q 'opspilot busybox httpd ok' <<<"$page"; then
+  docker exec "$H2" sh -c 'grep "^E" /var/log/kubelet.log | tail -5' >&2 || true
+  fail "static pod of the bundle's kubelet in $H2 did not serve on $H2_IP:9090"
+fi
+ok "kubelet $(docker exec "$H2" kubelet --version | cut -d' ' -f2) static pod: curl http://$H2_IP:9090/ -> $page"
+# The kubelet sets kernel.panic_on_oops=1 and kernel.panic=10; inside the host it
+# sees them set, the machine's own values are untouched.
+[ "$(docker exec "$H2" cat /proc/sys/kernel/panic)" = 10 ] || fail "kubelet's kernel.panic did not land in $H2's shadow file"
+[ "$(cat /proc/sys/kernel/panic)" = "$machine_panic" ] && [ "$(cat /proc/sys/kernel/panic_on_oops)" = "$machine_panic_on_oops" ] \
+  || fail "the machine's kernel.panic/panic_on_oops changed"
+ok "kubelet's sysctls stayed in $H2 (host sees kernel.panic=10, machine still $machine_panic)"
 
 # ------------------------------------------------------------------ (d) bundle
 step "(d) bundle signature and checksums"

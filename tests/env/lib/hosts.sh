@@ -7,6 +7,15 @@ HOST_PREFIX=opspilot-host-
 HOSTS_DIR="$RUN/hosts"
 SSH_DIR="$RUN/ssh"
 
+# How a host container runs: what a nested Docker engine needs (brief and
+# ENVIRONMENT-NOTES), plus /dev/kmsg (the kubelet opens it) and IP forwarding
+# (kubeadm's preflight; a per-network-namespace sysctl, so harmless).
+HOST_RUN_FLAGS=(--cap-add ALL --cap-drop SYS_RESOURCE
+  --security-opt seccomp=unconfined --security-opt apparmor=unconfined
+  -v /sys/fs/cgroup:/sys/fs/cgroup --sysctl net.ipv4.ip_forward=1)
+[ -c /dev/kmsg ] && HOST_RUN_FLAGS+=(--device /dev/kmsg)
+host_spec() { printf '%s\n' "${HOST_RUN_FLAGS[*]}" | sha256sum | cut -c1-12; }
+
 host_ip() { # host_ip NAME -> 172.30.0.(10+index)
   local n=${1#"$HOST_PREFIX"}
   [[ "$n" =~ ^[0-9]+$ ]] || die "not a test host name: $1"
@@ -74,8 +83,8 @@ hosts_up() { # COUNT
     local state
     state=absent
     docker container inspect "$n" >/dev/null 2>&1 && state=$(docker container inspect -f '{{.State.Status}}' "$n")
-    if [ "$state" != absent ] && [ "$(docker inspect -f '{{.Config.Image}}' "$n")" != "$image" ]; then
-      log "$n runs an older image: recreating"; docker rm -f "$n" >/dev/null; state=absent
+    if [ "$state" != absent ] && [ "$(docker inspect -f '{{.Config.Image}} {{index .Config.Labels "opspilot-test.spec"}}' "$n")" != "$image $(host_spec)" ]; then
+      log "$n runs an older image or with other flags: recreating"; docker rm -f "$n" >/dev/null; state=absent
     fi
     case "$state" in
       running) ;;
@@ -83,9 +92,8 @@ hosts_up() { # COUNT
       absent)
         log "starting host $n ($ip)"
         docker run -d --name "$n" --hostname "$n" --network "$NET_NAME" --ip "$ip" \
-          --cap-add ALL --cap-drop SYS_RESOURCE \
-          --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
-          -v /sys/fs/cgroup:/sys/fs/cgroup --label opspilot-test=1 "$image" >/dev/null ;;
+          "${HOST_RUN_FLAGS[@]}" --label opspilot-test=1 --label "opspilot-test.spec=$(host_spec)" \
+          "$image" >/dev/null ;;
       *) docker start "$n" >/dev/null ;;
     esac
     # A disconnected host is connected again by `up`.

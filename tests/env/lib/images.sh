@@ -34,6 +34,15 @@ build_testhost_image() {
   docker import -c 'CMD ["/usr/local/sbin/opspilot-entrypoint"]' "$tarball" "$tag" >/dev/null
 }
 
+# Test-host images of older recipes, once no container uses them (vfs: ~225 MB each).
+prune_testhost_images() {
+  local cur t; cur=$(testhost_tag)
+  for t in $(docker images --format '{{.Repository}}:{{.Tag}}' opspilot-testhost); do
+    [ "$t" = "$cur" ] && continue
+    docker rmi "$t" >/dev/null 2>&1 && log "removed old image $t" || true
+  done
+}
+
 # Busybox image: Debian's busybox-static in an otherwise empty tree.
 BUSYBOX_TAG=opspilot-busybox:1
 BUSYBOX_TAR="$IMG_CACHE/busybox.tar"
