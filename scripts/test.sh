@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests of the pure crates, and the system tests against
 # a real PostgreSQL (a private instance under /var/cache/opspilot, each test in
-# its own database) and the real opspilot binary.
+# its own database), the real opspilot binary, and the real test environments
+# of tests/env (Kubernetes control plane, SSH hosts, Docker, test bundle).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
@@ -17,6 +18,10 @@ export OPSPILOT_TEST_DATABASE_URL="$PG_ADMIN_URL"
 # Drop the databases earlier runs left behind.
 psql "$PG_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'" |
   while read -r db; do [ -n "$db" ] && psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null; done
+
+# The real test environments: Kubernetes control plane, SSH hosts with nested
+# Docker, signed test bundle (first run builds them, ~13 min; then seconds).
+flock /var/cache/opspilot-env.lock tests/env/envctl up --hosts 4
 
 # The system tests run the real binary.
 cargo build --bin opspilot

@@ -2,6 +2,8 @@
 //! started on it (in-process on port 0, or the real binary), and a client
 //! that speaks REST and GraphQL like a user would.
 
+pub mod env;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

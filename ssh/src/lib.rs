@@ -1,0 +1,170 @@
+//! SSH to OpsPilot's hosts. Host keys are pinned: a connection succeeds only
+//! when the host presents exactly the key whose fingerprint was trusted, and
+//! the presented fingerprint is reported either way so an admin can decide.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opspilot_domain::ErrorCode;
+use russh::client::{self, Handle};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::ChannelMsg;
+
+/// How to log in.
+#[derive(Clone)]
+pub enum SshAuth {
+    /// An OpenSSH or PKCS#8 private key (PEM text).
+    PrivateKey(String),
+    Password(String),
+}
+
+impl std::fmt::Debug for SshAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SshAuth::PrivateKey(_) => "PrivateKey(..)",
+            SshAuth::Password(_) => "Password(..)",
+        })
+    }
+}
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub auth: SshAuth,
+    /// The trusted host key, as `SHA256:<base64>` (OpenSSH's form).
+    pub pinned_fingerprint: String,
+    pub connect_timeout: Duration,
+}
+
+/// Why an SSH operation failed; each maps to a dictionary code.
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("{address} is unreachable: {reason}")]
+    Unreachable { address: String, reason: String },
+    #[error("{user}@{address} was refused")]
+    AuthFailed { address: String, user: String },
+    #[error("{address} presented host key {presented}, but {pinned} is trusted")]
+    HostKeyMismatch { address: String, pinned: String, presented: String },
+    #[error("command timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("ssh protocol: {0}")]
+    Protocol(String),
+}
+
+impl SshError {
+    /// The dictionary entry a user sees.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SshError::Unreachable { .. } | SshError::Timeout(_) | SshError::Protocol(_) => ErrorCode::SshUnreachable,
+            SshError::AuthFailed { .. } => ErrorCode::SshAuthFailed,
+            SshError::HostKeyMismatch { .. } => ErrorCode::SshHostKeyMismatch,
+        }
+    }
+}
+
+/// The host key a server presents, in OpenSSH's `SHA256:` form.
+pub fn fingerprint(key: &PublicKeyOrCertificate) -> String {
+    match key {
+        PublicKeyOrCertificate::PublicKey { key, .. } => key.fingerprint(HashAlg::Sha256).to_string(),
+        PublicKeyOrCertificate::Certificate(c) => c.public_key().fingerprint(HashAlg::Sha256).to_string(),
+    }
+}
+
+struct Pinned {
+    pinned: Option<String>,
+    presented: Arc<Mutex<Option<String>>>,
+}
+
+impl client::Handler for Pinned {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let fp = fingerprint(key);
+        let ok = self.pinned.as_deref() == Some(fp.as_str());
+        *self.presented.lock().expect("presented lock") = Some(fp);
+        Ok(ok)
+    }
+}
+
+/// What a command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: Option<u32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// An authenticated connection; commands run on channels of it.
+pub struct SshSession {
+    handle: Handle<Pinned>,
+    pub user: String,
+}
+
+async fn open(address: &str, port: u16, pinned: Option<String>, timeout: Duration) -> Result<(Handle<Pinned>, Arc<Mutex<Option<String>>>), SshError> {
+    let presented = Arc::new(Mutex::new(None));
+    let handler = Pinned { pinned: pinned.clone(), presented: presented.clone() };
+    let config = Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(600)), ..Default::default() });
+    let unreachable = |reason: String| SshError::Unreachable { address: address.to_string(), reason };
+    match tokio::time::timeout(timeout, client::connect(config, (address, port), handler)).await {
+        Err(_) => Err(unreachable(format!("no answer within {timeout:?}"))),
+        Ok(Ok(h)) => Ok((h, presented)),
+        Ok(Err(russh::Error::UnknownKey)) => {
+            let p = presented.lock().expect("presented lock").clone().unwrap_or_default();
+            Err(SshError::HostKeyMismatch { address: address.into(), pinned: pinned.unwrap_or_else(|| "nothing".into()), presented: p })
+        }
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+    }
+}
+
+/// Connects to learn the host key a host presents, without logging in; what
+/// an admin is shown before trusting a host.
+pub async fn scan_host_key(address: &str, port: u16, timeout: Duration) -> Result<String, SshError> {
+    match open(address, port, None, timeout).await {
+        Err(SshError::HostKeyMismatch { presented, .. }) if !presented.is_empty() => Ok(presented),
+        Err(e) => Err(e),
+        Ok(_) => Err(SshError::Protocol("host key was accepted without a pin".into())),
+    }
+}
+
+impl SshSession {
+    /// Connects, checks the pinned host key, and logs in.
+    pub async fn connect(t: &SshTarget) -> Result<SshSession, SshError> {
+        let (mut handle, _) = open(&t.address, t.port, Some(t.pinned_fingerprint.clone()), t.connect_timeout).await?;
+        let refused = || SshError::AuthFailed { address: t.address.clone(), user: t.user.clone() };
+        let result = match &t.auth {
+            SshAuth::Password(p) => handle.authenticate_password(&t.user, p).await,
+            SshAuth::PrivateKey(pem) => {
+                let key = russh::keys::decode_secret_key(pem, None).map_err(|e| SshError::Protocol(format!("private key unreadable: {e}")))?;
+                let hash = handle.best_supported_rsa_hash().await.ok().flatten().flatten();
+                handle.authenticate_publickey(&t.user, PrivateKeyWithHashAlg::new(Arc::new(key), hash)).await
+            }
+        }
+        .map_err(|e| SshError::Protocol(e.to_string()))?;
+        if !result.success() {
+            return Err(refused());
+        }
+        Ok(SshSession { handle, user: t.user.clone() })
+    }
+
+    /// Runs a command and collects its output, within `timeout`.
+    pub async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, SshError> {
+        let run = async {
+            let mut ch = self.handle.channel_open_session().await.map_err(|e| SshError::Protocol(e.to_string()))?;
+            ch.exec(true, command).await.map_err(|e| SshError::Protocol(e.to_string()))?;
+            let (mut out, mut err, mut code) = (Vec::new(), Vec::new(), None);
+            while let Some(msg) = ch.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => out.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => err.extend_from_slice(&data),
+                    ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
+                    _ => {}
+                }
+            }
+            Ok(ExecOutput { exit_code: code, stdout: String::from_utf8_lossy(&out).into(), stderr: String::from_utf8_lossy(&err).into() })
+        };
+        tokio::time::timeout(timeout, run).await.map_err(|_| SshError::Timeout(timeout))?
+    }
+}

@@ -1,0 +1,86 @@
+//! The real test environments of `tests/env`: a Kubernetes control plane on
+//! loopback, SSH hosts with nested Docker, a signed test bundle. Shared by
+//! every test of a run; started by `tests/env/envctl up` when not running.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Hosts the shared environment runs: the smoke script rotates the host key of
+/// the last one, so tests that pin keys use the first three.
+pub const HOSTS: usize = 4;
+
+/// The folder of the harness scripts.
+pub fn env_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("env")
+}
+
+fn env_json_path() -> PathBuf {
+    std::env::var("OPSPILOT_ENV_JSON").map(PathBuf::from).unwrap_or_else(|_| "/var/cache/opspilot-env/run/env.json".into())
+}
+
+/// The environment's description (`env.json`), after making sure it runs.
+pub fn shared() -> &'static Value {
+    static ENV: OnceLock<Value> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let envctl = env_dir().join("envctl");
+        // `up` is idempotent (seconds when everything runs) and brings back a
+        // host a fault test left stopped; one at a time across test binaries.
+        {
+            let status = Command::new("flock")
+                .arg("/var/cache/opspilot-env.lock")
+                .arg(&envctl)
+                .args(["up", "--hosts", &HOSTS.to_string()])
+                .status()
+                .expect("tests/env/envctl runs");
+            assert!(status.success(), "tests/env/envctl up failed: the test environment could not be started");
+        }
+        let text = std::fs::read_to_string(env_json_path()).expect("env.json exists after envctl up");
+        serde_json::from_str(&text).expect("env.json is JSON")
+    })
+}
+
+/// A kube client with the admin's client certificate.
+pub async fn kube_admin() -> kube::Client {
+    kube_client(shared()["k8s"]["adminKubeconfig"].as_str().expect("adminKubeconfig")).await
+}
+
+/// A kube client from a kubeconfig file.
+pub async fn kube_client(path: &str) -> kube::Client {
+    // kube's rustls needs a process-wide crypto provider; the first call wins.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let kc = kube::config::Kubeconfig::read_from(path).expect("kubeconfig readable");
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await.expect("kubeconfig valid");
+    kube::Client::try_from(config).expect("kube client")
+}
+
+/// A fresh namespace for one test.
+pub async fn fresh_namespace(client: &kube::Client) -> String {
+    use k8s_openapi::api::core::v1::Namespace;
+    let name = format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let ns: Namespace = serde_json::from_value(serde_json::json!({ "metadata": { "name": name } })).unwrap();
+    kube::Api::<Namespace>::all(client.clone()).create(&Default::default(), &ns).await.expect("namespace created");
+    name
+}
+
+/// An SSH target for host `i` as root (key) or as `ops` (password).
+pub fn ssh_target(i: usize, as_root: bool) -> opspilot_ssh::SshTarget {
+    let h = &shared()["hosts"][i];
+    let (user, auth) = if as_root {
+        let key = std::fs::read_to_string(h["root"]["privateKeyPath"].as_str().unwrap()).expect("root key");
+        ("root", opspilot_ssh::SshAuth::PrivateKey(key))
+    } else {
+        ("ops", opspilot_ssh::SshAuth::Password(h["nonRoot"]["password"].as_str().unwrap().into()))
+    };
+    opspilot_ssh::SshTarget {
+        address: h["ip"].as_str().unwrap().into(),
+        port: h["port"].as_u64().unwrap_or(22) as u16,
+        user: user.into(),
+        auth,
+        pinned_fingerprint: h["hostKey"]["fingerprint"].as_str().unwrap().into(),
+        connect_timeout: Duration::from_secs(10),
+    }
+}
