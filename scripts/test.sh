@@ -21,7 +21,7 @@ psql "$PG_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE '
 
 # The real test environments: Kubernetes control plane, SSH hosts with nested
 # Docker, signed test bundle (first run builds them, ~13 min; then seconds).
-flock /var/cache/opspilot-env.lock tests/env/envctl up --hosts 4
+flock -o /var/cache/opspilot-env.lock tests/env/envctl up --hosts 4
 
 # The system tests run the real binary.
 cargo build --bin opspilot

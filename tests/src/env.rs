@@ -30,8 +30,9 @@ pub fn shared() -> &'static Value {
         // `up` is idempotent (seconds when everything runs) and brings back a
         // host a fault test left stopped; one at a time across test binaries.
         {
+            // -o: the daemons `up` starts must not inherit the lock.
             let status = Command::new("flock")
-                .arg("/var/cache/opspilot-env.lock")
+                .args(["-o", "/var/cache/opspilot-env.lock"])
                 .arg(&envctl)
                 .args(["up", "--hosts", &HOSTS.to_string()])
                 .status()
