@@ -9,7 +9,8 @@ use futures::StreamExt;
 use opspilot_commands::identity::NewUser;
 use opspilot_domain::{ErrorCode, Principal};
 use opspilot_projections::audit_log::{self, AuditEntry as AuditRow, AuditFilter};
-use opspilot_projections::{accounts, PageRequest};
+use opspilot_commands::clusters::{CertParts, ClusterPlacement};
+use opspilot_projections::{accounts, clusters, PageRequest};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
@@ -217,6 +218,48 @@ impl From<AuditFilterInput> for AuditFilter {
     }
 }
 
+/// A Kubernetes cluster and its connection record (never its credentials).
+#[derive(SimpleObject)]
+pub struct Cluster {
+    pub id: Uuid,
+    pub name: String,
+    pub project_id: Uuid,
+    pub team_id: Uuid,
+    pub source_type: String,
+    pub status: String,
+    pub labels: Json<Value>,
+    pub connection: Json<Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<clusters::ClusterView> for Cluster {
+    fn from(c: clusters::ClusterView) -> Self {
+        Cluster {
+            id: c.id,
+            name: c.name,
+            project_id: c.project_id,
+            team_id: c.team_id,
+            source_type: c.source_type,
+            status: c.status,
+            labels: Json(c.labels),
+            connection: Json(serde_json::to_value(&c.connection).unwrap_or_default()),
+            created_at: c.created_at,
+        }
+    }
+}
+
+page_type!(ClusterPage, Cluster);
+
+/// Credentials of a certificate import: a token, or a client certificate and key.
+#[derive(InputObject, Default)]
+pub struct ClusterCertInput {
+    pub endpoint: String,
+    pub ca_cert: String,
+    pub token: Option<String>,
+    pub client_cert: Option<String>,
+    pub client_key: Option<String>,
+}
+
 /// A login session.
 #[derive(SimpleObject)]
 pub struct Session {
@@ -342,6 +385,18 @@ impl Query {
         Ok(AuditPage { list: r.list.into_iter().map(Into::into).collect(), total: r.total, page: r.page, page_size: r.page_size })
     }
 
+    /// Clusters visible to the caller.
+    async fn clusters(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<ClusterPage> {
+        let r = clusters::list(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
+        Ok(ClusterPage { list: r.list.into_iter().map(Into::into).collect(), total: r.total, page: r.page, page_size: r.page_size })
+    }
+
+    /// One cluster (id or name).
+    async fn cluster(&self, ctx: &Context<'_>, id: String) -> GqlResult<Option<Cluster>> {
+        let c = clusters::get(&state(ctx).pool, principal(ctx)?, opspilot_commands::ids::resolve("cluster", &id)).await.map_err(|e| gql(e, ctx))?;
+        Ok(c.map(Into::into))
+    }
+
     /// The error dictionary.
     async fn error_dictionary(&self) -> Vec<ErrorEntry> {
         opspilot_domain::DICTIONARY
@@ -435,6 +490,27 @@ impl Mutation {
     /// Revokes an API token.
     async fn revoke_api_token(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<CommandResult> {
         let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.revoke_api_token(&command_ctx(ctx)?, id)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Imports an external cluster by kubeconfig (raw or base64); connects and probes first.
+    async fn import_cluster_kubeconfig(&self, ctx: &Context<'_>, name: String, project: String, team: String, kubeconfig: String) -> GqlResult<CommandResult> {
+        let placement = ClusterPlacement { name, project, team, labels: Default::default() };
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.import_cluster_kubeconfig(&command_ctx(ctx)?, &placement, &kubeconfig)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Imports an external cluster by endpoint + CA + token or client certificate and key.
+    async fn import_cluster_cert(&self, ctx: &Context<'_>, name: String, project: String, team: String, cert: ClusterCertInput) -> GqlResult<CommandResult> {
+        let placement = ClusterPlacement { name, project, team, labels: Default::default() };
+        let parts = CertParts { endpoint: cert.endpoint, ca_cert: cert.ca_cert, token: cert.token, client_cert: cert.client_cert, client_key: cert.client_key };
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.import_cluster_cert(&command_ctx(ctx)?, &placement, &parts)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Connects with a cluster's stored credentials and records the outcome.
+    async fn test_cluster_connection(&self, ctx: &Context<'_>, id: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.test_cluster_connection(&command_ctx(ctx)?, &id)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 

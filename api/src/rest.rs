@@ -9,7 +9,9 @@ use axum::Router;
 use opspilot_commands::identity::NewUser;
 use opspilot_domain::{ErrorCode, DICTIONARY};
 use opspilot_projections::audit_log::{self, AuditFilter};
-use opspilot_projections::{accounts, PageRequest};
+use opspilot_commands::clusters::{CertParts, ClusterPlacement};
+use opspilot_projections::{accounts, clusters, PageRequest};
+use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
@@ -52,6 +54,12 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{user}/password", put(change_password))
         .route("/credentials", get(list_credentials).post(store_credential))
         .route("/audit/events", get(audit_events))
+        .route("/clusters", get(list_clusters))
+        .route("/clusters/import/kubeconfig", post(import_kubeconfig))
+        .route("/clusters/import/cert", post(import_cert))
+        .route("/clusters/{id}", get(get_cluster))
+        .route("/clusters/{id}/connect/test", post(test_connection))
+        .route("/clusters/{id}/connection", get(get_connection).put(put_connection))
         .route("/errors", get(errors))
 }
 
@@ -267,6 +275,112 @@ async fn audit_events(State(s): State<AppState>, meta: RequestMeta, Query(q): Qu
     };
     let ascending = q.order.as_deref() == Some("asc");
     Ok(ok(audit_log::list(&s.pool, p, &f, ascending, PageRequest::new(q.page, q.page_size)).await?))
+}
+
+async fn list_clusters(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
+    Ok(ok(clusters::list(&s.pool, meta.principal()?, PageRequest::new(q.page, q.page_size)).await?))
+}
+
+async fn find_cluster(s: &AppState, meta: &RequestMeta, id: &str) -> Result<clusters::ClusterView, ApiError> {
+    let p = meta.principal()?;
+    p.require("cluster:read").map_err(ApiError::from)?;
+    clusters::get(&s.pool, p, opspilot_commands::ids::resolve("cluster", id))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::ClusterNotFound, format!("cluster {id} does not exist")).in_lang(meta.lang))
+}
+
+async fn get_cluster(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
+    Ok(ok(find_cluster(&s, &meta, &id).await?))
+}
+
+async fn get_connection(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
+    let c = find_cluster(&s, &meta, &id).await?;
+    Ok(ok(json!({ "cluster_id": c.id, "connection": c.connection })))
+}
+
+#[derive(Deserialize)]
+struct ImportKubeconfigBody {
+    name: String,
+    project_id: String,
+    team_id: String,
+    kubeconfig: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+}
+
+async fn import_kubeconfig(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ImportKubeconfigBody>) -> ApiResult {
+    let placement = ClusterPlacement { name: b.name, project: b.project_id, team: b.team_id, labels: b.labels };
+    let h = s.run(meta.lang, s.commands.import_cluster_kubeconfig(&meta.command_context()?, &placement, &b.kubeconfig)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize, Default)]
+struct CertBody {
+    #[serde(default)]
+    endpoint: String,
+    auth_type: Option<String>,
+    #[serde(default)]
+    ca_cert: String,
+    token: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+}
+
+impl CertBody {
+    fn parts(self) -> Result<CertParts, ApiError> {
+        let nonempty = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        match self.auth_type.as_deref() {
+            Some("cert_token") if !nonempty(&self.token) => return Err(ApiError::new(ErrorCode::ValidationError, "auth_type cert_token needs token")),
+            Some("cert_key") if !(nonempty(&self.client_cert) && nonempty(&self.client_key)) => {
+                return Err(ApiError::new(ErrorCode::ValidationError, "auth_type cert_key needs client_cert and client_key"))
+            }
+            Some("cert_token") | Some("cert_key") | None => {}
+            Some(other) => return Err(ApiError::new(ErrorCode::ValidationError, format!("auth_type {other:?}: use cert_token or cert_key"))),
+        }
+        let keep = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        Ok(CertParts { endpoint: self.endpoint, ca_cert: self.ca_cert, token: keep(self.token), client_cert: keep(self.client_cert), client_key: keep(self.client_key) })
+    }
+}
+
+#[derive(Deserialize)]
+struct ImportCertBody {
+    name: String,
+    project_id: String,
+    team_id: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(flatten)]
+    cert: CertBody,
+}
+
+async fn import_cert(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ImportCertBody>) -> ApiResult {
+    let placement = ClusterPlacement { name: b.name, project: b.project_id, team: b.team_id, labels: b.labels };
+    let parts = b.cert.parts().map_err(|e| e.in_lang(meta.lang))?;
+    let h = s.run(meta.lang, s.commands.import_cluster_cert(&meta.command_context()?, &placement, &parts)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct ConnectionBody {
+    kubeconfig: Option<String>,
+    #[serde(flatten)]
+    cert: CertBody,
+}
+
+async fn put_connection(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<ConnectionBody>) -> ApiResult {
+    let ctx = meta.command_context()?;
+    let parts = if b.kubeconfig.is_some() { None } else { Some(b.cert.parts().map_err(|e| e.in_lang(meta.lang))?) };
+    let h = s.run(meta.lang, s.commands.update_cluster_connection(&ctx, &id, b.kubeconfig.as_deref(), parts.as_ref())).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn test_connection(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
+    let h = s.run(meta.lang, s.commands.test_cluster_connection(&meta.command_context()?, &id)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
 }
 
 async fn errors() -> ApiResult {

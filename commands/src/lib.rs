@@ -4,6 +4,7 @@
 //! and answering a repeated idempotency key with the first result.
 
 pub mod auth;
+pub mod clusters;
 pub mod context;
 pub mod credentials;
 pub mod identity;

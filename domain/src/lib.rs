@@ -2,12 +2,15 @@
 //! they record, the error dictionary and RBAC. Nothing here does I/O, reads a
 //! clock or draws a random number: time and ids arrive inside commands.
 
+pub mod approval;
+pub mod cluster;
 pub mod credential;
 pub mod error;
 pub mod event;
 pub mod identity;
 pub mod name;
 pub mod rbac;
+pub mod release;
 pub mod security;
 pub mod upcast;
 
