@@ -42,7 +42,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if !applied.is_empty() {
         tracing::info!(?applied, "migrations applied");
     }
-    let commands = Commands::new(pool.clone(), config.master_key.clone());
+    let mut commands = Commands::new(pool.clone(), config.master_key.clone());
+    commands.preview_ttl = chrono::Duration::seconds(config.preview_ttl_seconds.max(1));
     let wake = opspilot_eventstore::notify::spawn_listener(config.database_url.clone());
     let runner = runner::spawn(pool.clone(), opspilot_projections::all(), wake, Duration::from_millis(500));
     let state = AppState::new(pool, commands, runner, Arc::new(Metrics::new()), config.login_attempts_per_minute);

@@ -18,6 +18,7 @@ pub struct Config {
     pub login_attempts_per_minute: u32,
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
+    pub preview_ttl_seconds: i64,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -78,6 +79,7 @@ impl Config {
             login_attempts_per_minute: env_num("OPSPILOT_LOGIN_ATTEMPTS_PER_MINUTE", 10)?,
             graphql_max_depth: env_num("OPSPILOT_GRAPHQL_MAX_DEPTH", 12)?,
             graphql_max_complexity: env_num("OPSPILOT_GRAPHQL_MAX_COMPLEXITY", 1000)?,
+            preview_ttl_seconds: env_num("OPSPILOT_PREVIEW_TTL_SECONDS", 1800)?,
         })
     }
 
@@ -93,6 +95,7 @@ impl Config {
             login_attempts_per_minute: 10,
             graphql_max_depth: 12,
             graphql_max_complexity: 1000,
+            preview_ttl_seconds: 1800,
         }
     }
 }

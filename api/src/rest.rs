@@ -9,8 +9,10 @@ use axum::Router;
 use opspilot_commands::identity::NewUser;
 use opspilot_domain::{ErrorCode, DICTIONARY};
 use opspilot_projections::audit_log::{self, AuditFilter};
+use opspilot_commands::catalog::{NewService, NewTarget};
 use opspilot_commands::clusters::{CertParts, ClusterPlacement};
-use opspilot_projections::{accounts, clusters, PageRequest};
+use opspilot_commands::releases::PreviewRequest;
+use opspilot_projections::{accounts, catalog, clusters, PageRequest};
 use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -54,6 +56,9 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{user}/password", put(change_password))
         .route("/credentials", get(list_credentials).post(store_credential))
         .route("/audit/events", get(audit_events))
+        .route("/deploy/services", get(list_services).post(create_service))
+        .route("/deploy/targets", get(list_targets).post(create_target))
+        .route("/deploy/releases/preview", post(preview_release))
         .route("/clusters", get(list_clusters))
         .route("/clusters/import/kubeconfig", post(import_kubeconfig))
         .route("/clusters/import/cert", post(import_cert))
@@ -379,6 +384,76 @@ async fn put_connection(State(s): State<AppState>, meta: RequestMeta, Path(id): 
 
 async fn test_connection(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
     let h = s.run(meta.lang, s.commands.test_cluster_connection(&meta.command_context()?, &id)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn list_services(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
+    Ok(ok(catalog::services(&s.pool, meta.principal()?, PageRequest::new(q.page, q.page_size)).await?))
+}
+
+async fn list_targets(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
+    Ok(ok(catalog::targets(&s.pool, meta.principal()?, PageRequest::new(q.page, q.page_size)).await?))
+}
+
+#[derive(Deserialize)]
+struct ServiceBody {
+    name: String,
+    project_id: String,
+    team_id: String,
+    runtime_type: String,
+    manifest_template: String,
+    #[serde(default)]
+    default_variables: BTreeMap<String, String>,
+    risk_level: Option<String>,
+}
+
+async fn create_service(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ServiceBody>) -> ApiResult {
+    let input = NewService {
+        name: b.name,
+        project: b.project_id,
+        team: b.team_id,
+        runtime_type: b.runtime_type,
+        manifest_template: b.manifest_template,
+        default_variables: b.default_variables,
+        risk_level: b.risk_level,
+    };
+    let h = s.run(meta.lang, s.commands.create_service(&meta.command_context()?, input)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct TargetBody {
+    name: String,
+    project_id: String,
+    team_id: String,
+    runtime_type: String,
+    env: String,
+    cluster_id: Option<String>,
+    namespace: Option<String>,
+}
+
+async fn create_target(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<TargetBody>) -> ApiResult {
+    let input = NewTarget { name: b.name, project: b.project_id, team: b.team_id, runtime_type: b.runtime_type, env: b.env, cluster: b.cluster_id, namespace: b.namespace };
+    let h = s.run(meta.lang, s.commands.create_target(&meta.command_context()?, input)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct PreviewBody {
+    service_id: String,
+    target_id: String,
+    env: String,
+    strategy: Option<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+}
+
+async fn preview_release(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<PreviewBody>) -> ApiResult {
+    let r = PreviewRequest { service: b.service_id, target: b.target_id, env: b.env, strategy: b.strategy, variables: b.variables };
+    let h = s.run(meta.lang, s.commands.preview_release(&meta.command_context()?, &r)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }

@@ -67,19 +67,14 @@ impl AppState {
     }
 
     /// Awaits a command and maps its refusal to the client's language. A
-    /// denial is itself an audit event: it is settled like a write, so the
-    /// caller's next query sees it.
+    /// refusal may itself be recorded (a denial, a failed preview): it is
+    /// settled like a write, so the caller's next query sees it.
     pub async fn run<T>(&self, lang: Lang, command: impl std::future::Future<Output = Result<T, CommandError>>) -> Result<T, ApiError> {
         match command.await {
             Ok(v) => Ok(v),
             Err(e) => {
-                if matches!(
-                    e.code(),
-                    ErrorCode::PermissionDenied | ErrorCode::ProjectScopeDenied | ErrorCode::TeamScopeDenied | ErrorCode::ApprovalPermissionDenied
-                ) {
-                    if let Ok(head) = self.commands.store.head().await {
-                        self.settle(head).await;
-                    }
+                if let Ok(head) = self.commands.store.head().await {
+                    self.settle(head).await;
                 }
                 Err(ApiError::from(e).in_lang(lang))
             }

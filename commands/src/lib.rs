@@ -4,7 +4,9 @@
 //! and answering a repeated idempotency key with the first result.
 
 pub mod auth;
+pub mod catalog;
 pub mod clusters;
+pub mod releases;
 pub mod context;
 pub mod credentials;
 pub mod identity;
@@ -68,6 +70,8 @@ pub struct Commands {
     pub store: EventStore,
     pub vault: Vault,
     pub secrets: opspilot_eventstore::secrets::Secrets,
+    /// How long a release preview may be applied (SPEC §2: 30 minutes by default).
+    pub preview_ttl: chrono::Duration,
 }
 
 const CONFLICT_RETRIES: usize = 5;
@@ -79,6 +83,7 @@ impl Commands {
             store: EventStore::new(pool.clone()),
             vault: Vault::new(master, pool.clone()),
             secrets: opspilot_eventstore::secrets::Secrets::new(pool),
+            preview_ttl: chrono::Duration::minutes(30),
         }
     }
 

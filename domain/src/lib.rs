@@ -3,6 +3,7 @@
 //! clock or draws a random number: time and ids arrive inside commands.
 
 pub mod approval;
+pub mod catalog;
 pub mod cluster;
 pub mod credential;
 pub mod error;

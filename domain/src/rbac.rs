@@ -26,6 +26,7 @@ pub const PERMISSIONS: &[&str] = &[
     "identity:read",
     "identity:manage",
     "audit:read",
+    "catalog:manage",
 ];
 
 /// Built-in roles.

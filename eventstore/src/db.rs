@@ -10,6 +10,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "event_store", include_str!("../../migrations/0001_event_store.sql")),
     (2, "accounts_and_audit", include_str!("../../migrations/0002_accounts_and_audit.sql")),
     (3, "clusters", include_str!("../../migrations/0003_clusters.sql")),
+    (4, "catalog_and_artifacts", include_str!("../../migrations/0004_catalog_and_artifacts.sql")),
 ];
 
 /// Builds a pool for `database_url` (a libpq-style URL or key=value string).

@@ -2,6 +2,7 @@
 //! encrypted credentials, password and token hashes, idempotency keys and
 //! projection checkpoints.
 
+pub mod artifacts;
 pub mod db;
 pub mod notify;
 pub mod secrets;

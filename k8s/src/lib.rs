@@ -7,6 +7,8 @@
 //! import can never make OpsPilot read its own files, run a command, or trust
 //! an unverified server.
 
+pub mod manifest;
+
 use std::time::Duration;
 
 use base64::Engine;

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit_log;
+pub mod catalog;
 pub mod clusters;
 pub mod page;
 pub mod runner;
@@ -14,7 +15,7 @@ pub use runner::{Projection, RunnerHandle};
 /// Every projection, in the order the runner applies them. The audit log is
 /// last: when it publishes an event live, every other read model has it.
 pub fn all() -> Vec<Projection> {
-    vec![accounts::PROJECTION, clusters::PROJECTION, audit_log::PROJECTION]
+    vec![accounts::PROJECTION, clusters::PROJECTION, catalog::PROJECTION, audit_log::PROJECTION]
 }
 
 /// Looks a projection up by name.

@@ -1,0 +1,103 @@
+//! Services and deploy targets.
+
+use std::collections::BTreeMap;
+
+use opspilot_domain::approval::RiskLevel;
+use opspilot_domain::catalog::{DeployTarget, Service, ServiceCommand, TargetCommand};
+use opspilot_domain::cluster::Cluster;
+use opspilot_domain::identity::team::Team;
+use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope, ResourceName};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::ids::{id_for, resolve};
+use crate::{CommandContext, Commands, DecideClone, Handled, Result};
+
+/// A new service.
+#[derive(Debug, Clone)]
+pub struct NewService {
+    pub name: String,
+    pub project: String,
+    pub team: String,
+    pub runtime_type: String,
+    pub manifest_template: String,
+    pub default_variables: BTreeMap<String, String>,
+    pub risk_level: Option<String>,
+}
+
+/// A new deploy target.
+#[derive(Debug, Clone)]
+pub struct NewTarget {
+    pub name: String,
+    pub project: String,
+    pub team: String,
+    pub runtime_type: String,
+    pub env: String,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+}
+
+impl Commands {
+    /// Resolves a project and one of its teams, and checks the caller's scope.
+    async fn placement(&self, ctx: &CommandContext, attempted: &str, project: &str, team: &str) -> Result<(Uuid, Uuid)> {
+        let project_id = self.existing_project(project).await?;
+        let team_id = resolve("team", team);
+        let (t, _) = self.load::<Team>(&stream_id_of::<Team>(team_id)).await?;
+        if t.project_id != Some(project_id) {
+            return Err(DomainError::validation("team_id", format!("team {team} is not a team of project {project}")).into());
+        }
+        if let Err(e) = ctx.principal()?.require_project(project_id) {
+            self.deny(ctx, attempted, "catalog:manage", &e).await?;
+            return Err(e.into());
+        }
+        Ok((project_id, team_id))
+    }
+
+    /// Registers a service with its manifest template (`catalog:manage`).
+    pub async fn create_service(&self, ctx: &CommandContext, s: NewService) -> Result<Handled> {
+        self.authorize(ctx, "catalog:manage", "service.create").await?;
+        let name = ResourceName::parse("name", &s.name)?;
+        let (project_id, team_id) = self.placement(ctx, "service.create", &s.project, &s.team).await?;
+        let risk_level = match s.risk_level.as_deref() {
+            Some(r) => RiskLevel::parse(r)?,
+            None => RiskLevel::Medium,
+        };
+        let id = id_for("service", name.as_str());
+        let cmd = ServiceCommand::Create {
+            service_id: id,
+            name: name.clone(),
+            project_id,
+            team_id,
+            runtime_type: s.runtime_type,
+            manifest_template: s.manifest_template,
+            default_variables: s.default_variables,
+            risk_level,
+        };
+        let scope = EventScope::resource("service", id).in_project(project_id).in_team(team_id);
+        self.execute::<Service>(ctx, "create_service", &stream_id_of::<Service>(id), &scope, |st| st.decide_clone(&cmd), |_| json!({ "id": id, "name": name }))
+            .await
+    }
+
+    /// Registers a deploy target (`catalog:manage`); a k8s target names a cluster of the same project.
+    pub async fn create_target(&self, ctx: &CommandContext, t: NewTarget) -> Result<Handled> {
+        self.authorize(ctx, "catalog:manage", "deploy_target.create").await?;
+        let name = ResourceName::parse("name", &t.name)?;
+        let (project_id, team_id) = self.placement(ctx, "deploy_target.create", &t.project, &t.team).await?;
+        let cluster_id = match &t.cluster {
+            Some(c) => {
+                let id = resolve("cluster", c);
+                let (cluster, _) = self.load::<Cluster>(&stream_id_of::<Cluster>(id)).await?;
+                if cluster.project_id != Some(project_id) {
+                    return Err(DomainError::new(ErrorCode::ClusterNotFound, format!("cluster {c} is not a cluster of project {}", t.project)).into());
+                }
+                Some(id)
+            }
+            None => None,
+        };
+        let id = id_for("deploy_target", name.as_str());
+        let cmd = TargetCommand::Create { target_id: id, name: name.clone(), project_id, team_id, runtime_type: t.runtime_type, env: t.env, cluster_id, namespace: t.namespace };
+        let scope = EventScope::resource("deploy_target", id).in_project(project_id).in_team(team_id);
+        self.execute::<DeployTarget>(ctx, "create_target", &stream_id_of::<DeployTarget>(id), &scope, |st| st.decide_clone(&cmd), |_| json!({ "id": id, "name": name }))
+            .await
+    }
+}

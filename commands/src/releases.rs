@@ -1,0 +1,187 @@
+//! Releases: preview renders the service's template for a target, checks it
+//! against the cluster (server-side dry-run and a diff against live objects)
+//! and records the preview a later apply must present.
+
+use std::collections::BTreeMap;
+
+use opspilot_domain::catalog::{DeployTarget, Service};
+use opspilot_domain::release::{Release, ReleaseCommand, ReleaseSpec};
+use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::ids::resolve;
+use crate::{CommandContext, Commands, DecideClone, Handled, Result};
+
+/// What a user asks to preview (the seed's preview payload).
+#[derive(Debug, Clone)]
+pub struct PreviewRequest {
+    pub service: String,
+    pub target: String,
+    pub env: String,
+    pub strategy: Option<String>,
+    pub variables: BTreeMap<String, String>,
+}
+
+/// The binding of a preview: sha256 over the canonical parameters and the
+/// rendered artifact. An apply whose parameters or artifact differ has a
+/// different hash (`preview_mismatch`).
+pub fn binding_hash(spec: &ReleaseSpec, rendered: &str) -> String {
+    let canonical = json!({
+        "service_id": spec.service_id, "target_id": spec.target_id, "env": spec.env,
+        "strategy": spec.strategy, "variables": spec.variables,
+    });
+    let mut h = Sha256::new();
+    h.update(canonical.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(rendered.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// A preview reference names its release.
+pub fn preview_ref(release_id: Uuid) -> String {
+    format!("rel-prev-{release_id}")
+}
+
+/// The release a preview reference names.
+pub fn release_of_preview(preview_ref: &str) -> Option<Uuid> {
+    preview_ref.strip_prefix("rel-prev-").and_then(|s| Uuid::parse_str(s).ok())
+}
+
+/// One check shown with a preview.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub level: &'static str,
+    pub code: String,
+    pub message: String,
+}
+
+/// A resolved request: the spec, the template and where it goes.
+pub(crate) struct Resolved {
+    pub spec: ReleaseSpec,
+    pub service: Service,
+    pub target: DeployTarget,
+}
+
+impl Commands {
+    /// Resolves service and target (ids or names), checks scope and runtime permission.
+    pub(crate) async fn resolve_release(&self, ctx: &CommandContext, attempted: &str, r: &PreviewRequest) -> Result<Resolved> {
+        self.authorize(ctx, "deploy:release:apply", attempted).await?;
+        let service_id = resolve("service", &r.service);
+        let target_id = resolve("deploy_target", &r.target);
+        let (service, _) = self.load::<Service>(&stream_id_of::<Service>(service_id)).await?;
+        let (target, _) = self.load::<DeployTarget>(&stream_id_of::<DeployTarget>(target_id)).await?;
+        let principal = ctx.principal()?;
+        let visible = |p: Option<Uuid>| p.is_some_and(|p| principal.sees_project(p));
+        if !visible(service.project_id) {
+            return Err(DomainError::new(ErrorCode::NotFound, format!("service {} does not exist", r.service)).into());
+        }
+        if !visible(target.project_id) {
+            return Err(DomainError::new(ErrorCode::NotFound, format!("target {} does not exist", r.target)).into());
+        }
+        if service.project_id != target.project_id {
+            return Err(DomainError::validation("target_id", "the target belongs to another project than the service").into());
+        }
+        if service.runtime_type != target.runtime_type {
+            return Err(DomainError::validation("target_id", format!("service runs on {}, target on {}", service.runtime_type, target.runtime_type)).into());
+        }
+        if r.env != target.env {
+            return Err(DomainError::validation("env", format!("target {} is for env {}", r.target, target.env)).into());
+        }
+        let runtime_permission = format!("deploy:{}:apply", service.runtime_type);
+        self.authorize(ctx, &runtime_permission, attempted).await?;
+        let spec = ReleaseSpec {
+            service_id,
+            target_id,
+            project_id: service.project_id.expect("visible service has a project"),
+            team_id: service.team_id.expect("visible service has a team"),
+            environment_id: None,
+            runtime_type: service.runtime_type.clone(),
+            env: r.env.clone(),
+            strategy: r.strategy.clone().unwrap_or_else(|| "rolling".into()),
+            variables: r.variables.clone(),
+        };
+        Ok(Resolved { spec, service, target })
+    }
+
+    /// Renders the artifact: the service's defaults, overridden by the request's
+    /// variables, plus `service`, `namespace` and `env`.
+    pub(crate) fn render(&self, resolved: &Resolved) -> std::result::Result<String, DomainError> {
+        let mut vars = resolved.service.default_variables.clone();
+        vars.extend(resolved.spec.variables.clone());
+        vars.insert("service".into(), resolved.service.name.as_ref().map(|n| n.to_string()).unwrap_or_default());
+        vars.insert("namespace".into(), resolved.target.namespace.clone().unwrap_or_default());
+        vars.insert("env".into(), resolved.spec.env.clone());
+        opspilot_k8s::manifest::render(&resolved.service.manifest_template, &vars)
+    }
+
+    /// Previews a release (mandatory before apply). Answers the seed's
+    /// `preview_ref, resolved_manifest, checks, warnings, runtime, expires_at`,
+    /// plus `release_id`, `diff` and `risk_level`.
+    pub async fn preview_release(&self, ctx: &CommandContext, r: &PreviewRequest) -> Result<Handled> {
+        let resolved = self.resolve_release(ctx, "release.preview", r).await?;
+        let release_id = Uuid::new_v4();
+        let scope = EventScope::resource("deployment_release", release_id).in_project(resolved.spec.project_id).in_team(resolved.spec.team_id);
+        let stream = stream_id_of::<Release>(release_id);
+
+        let checked = self.check_k8s_preview(ctx, &resolved).await;
+        let (rendered, objects) = match checked {
+            Ok(v) => v,
+            Err(e) => {
+                // The failed attempt is part of the record; the caller gets the reason.
+                let code = e.code();
+                let summary = match &e {
+                    crate::CommandError::Domain(d) => d.detail.clone(),
+                    crate::CommandError::Store(_) => "storage failure".into(),
+                };
+                let cmd = ReleaseCommand::PreviewFailed { release_id, spec: resolved.spec.clone(), error_key: code, summary };
+                self.execute::<Release>(ctx, "release_preview_failed", &stream, &scope, |s| s.decide_clone(&cmd), |_| json!({})).await?;
+                return Err(e);
+            }
+        };
+        let digest = opspilot_eventstore::artifacts::put(self.store.pool(), &rendered).await?;
+        let hash = binding_hash(&resolved.spec, &rendered);
+        let expires_at = ctx.now + self.preview_ttl;
+        let mut warnings = Vec::new();
+        if rendered.contains(":latest") {
+            warnings.push("an image uses the tag latest: the release is not reproducible".to_string());
+        }
+        let risk = resolved.service.risk_level.map(|r| r.as_str()).unwrap_or("medium");
+        let pref = preview_ref(release_id);
+        let cmd = ReleaseCommand::Preview {
+            release_id,
+            spec: resolved.spec.clone(),
+            preview_ref: pref.clone(),
+            binding_hash: hash,
+            artifact_digest: digest,
+            expires_at,
+            warnings: warnings.clone(),
+            now: ctx.now,
+        };
+        let checks = vec![
+            Check { level: "info", code: "render_ok".into(), message: format!("{} object(s) rendered", objects.len()) },
+            Check { level: "info", code: "dry_run_ok".into(), message: "server-side dry-run apply accepted every object".into() },
+        ];
+        let answer = json!({
+            "preview_ref": pref, "release_id": release_id, "resolved_manifest": rendered, "checks": checks,
+            "warnings": warnings, "runtime": resolved.spec.runtime_type, "expires_at": expires_at,
+            "diff": objects, "risk_level": risk,
+        });
+        self.execute::<Release>(ctx, "release_preview", &stream, &scope, |s| s.decide_clone(&cmd), |_| answer.clone()).await
+    }
+
+    async fn check_k8s_preview(&self, ctx: &CommandContext, resolved: &Resolved) -> Result<(String, Vec<opspilot_k8s::manifest::ObjectPreview>)> {
+        let rendered = self.render(resolved)?;
+        if resolved.spec.runtime_type != "k8s" {
+            return Err(DomainError::validation("runtime_type", "compose releases arrive with the compose runtime").into());
+        }
+        let ns = resolved.target.namespace.clone().unwrap_or_default();
+        let objects = opspilot_k8s::manifest::parse_objects(&rendered, &ns)?;
+        let cluster = resolved.target.cluster_id.map(|c| c.to_string()).unwrap_or_default();
+        let client = self.cluster_client(ctx, &cluster).await?;
+        let previews = opspilot_k8s::manifest::dry_run(&client, &objects).await?;
+        Ok((rendered, previews))
+    }
+}

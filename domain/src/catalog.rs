@@ -1,0 +1,231 @@
+//! The release catalog: services (what is shipped, with the manifest template
+//! it renders from) and deploy targets (where it lands: a cluster namespace,
+//! or later a compose host, for one environment name).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use crate::approval::RiskLevel;
+use crate::error::{DomainError, ErrorCode};
+use crate::event::{Aggregate, DomainEvent};
+use crate::name::ResourceName;
+
+/// The runtimes a service can ship to.
+pub const RUNTIMES: &[&str] = &["k8s", "compose"];
+
+fn runtime(r: &str) -> Result<(), DomainError> {
+    if RUNTIMES.contains(&r) {
+        Ok(())
+    } else {
+        Err(DomainError::validation("runtime_type", "use k8s or compose"))
+    }
+}
+
+/// What a service can be asked to do.
+#[derive(Debug, Clone)]
+pub enum ServiceCommand {
+    Create {
+        service_id: Uuid,
+        name: ResourceName,
+        project_id: Uuid,
+        team_id: Uuid,
+        runtime_type: String,
+        manifest_template: String,
+        default_variables: BTreeMap<String, String>,
+        risk_level: RiskLevel,
+    },
+}
+
+/// What a service records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", content = "detail")]
+pub enum ServiceEvent {
+    #[serde(rename = "service.created")]
+    Created {
+        service_id: Uuid,
+        name: ResourceName,
+        project_id: Uuid,
+        team_id: Uuid,
+        runtime_type: String,
+        manifest_template: String,
+        default_variables: BTreeMap<String, String>,
+        risk_level: RiskLevel,
+    },
+}
+
+impl DomainEvent for ServiceEvent {}
+
+/// A service as releases need it.
+#[derive(Debug, Clone, Default)]
+pub struct Service {
+    pub id: Option<Uuid>,
+    pub name: Option<ResourceName>,
+    pub project_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub runtime_type: String,
+    pub manifest_template: String,
+    pub default_variables: BTreeMap<String, String>,
+    pub risk_level: Option<RiskLevel>,
+}
+
+impl Aggregate for Service {
+    type Command = ServiceCommand;
+    type Event = ServiceEvent;
+    const KIND: &'static str = "service";
+
+    fn decide(&self, command: ServiceCommand) -> Result<Vec<ServiceEvent>, DomainError> {
+        match command {
+            ServiceCommand::Create { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, risk_level } => {
+                if self.id.is_some() {
+                    return Err(DomainError::new(ErrorCode::ResourceConflict, format!("service {name} already exists")));
+                }
+                runtime(&runtime_type)?;
+                if manifest_template.trim().is_empty() || manifest_template.len() > 256 * 1024 {
+                    return Err(DomainError::validation("manifest_template", "give a template of 1 byte to 256 KiB"));
+                }
+                Ok(vec![ServiceEvent::Created { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, risk_level }])
+            }
+        }
+    }
+
+    fn evolve(mut self, event: &ServiceEvent) -> Self {
+        match event {
+            ServiceEvent::Created { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, risk_level } => {
+                self.id = Some(*service_id);
+                self.name = Some(name.clone());
+                self.project_id = Some(*project_id);
+                self.team_id = Some(*team_id);
+                self.runtime_type = runtime_type.clone();
+                self.manifest_template = manifest_template.clone();
+                self.default_variables = default_variables.clone();
+                self.risk_level = Some(*risk_level);
+            }
+        }
+        self
+    }
+}
+
+/// What a deploy target can be asked to do.
+#[derive(Debug, Clone)]
+pub enum TargetCommand {
+    Create { target_id: Uuid, name: ResourceName, project_id: Uuid, team_id: Uuid, runtime_type: String, env: String, cluster_id: Option<Uuid>, namespace: Option<String> },
+}
+
+/// What a deploy target records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", content = "detail")]
+pub enum TargetEvent {
+    #[serde(rename = "deploy_target.created")]
+    Created { target_id: Uuid, name: ResourceName, project_id: Uuid, team_id: Uuid, runtime_type: String, env: String, cluster_id: Option<Uuid>, namespace: Option<String> },
+}
+
+impl DomainEvent for TargetEvent {}
+
+/// A deploy target as releases need it.
+#[derive(Debug, Clone, Default)]
+pub struct DeployTarget {
+    pub id: Option<Uuid>,
+    pub name: Option<ResourceName>,
+    pub project_id: Option<Uuid>,
+    pub team_id: Option<Uuid>,
+    pub runtime_type: String,
+    pub env: String,
+    pub cluster_id: Option<Uuid>,
+    pub namespace: Option<String>,
+}
+
+/// A Kubernetes namespace name (RFC 1123 label).
+pub fn valid_namespace(ns: &str) -> bool {
+    (1..=63).contains(&ns.len())
+        && ns.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !ns.starts_with('-')
+        && !ns.ends_with('-')
+}
+
+impl Aggregate for DeployTarget {
+    type Command = TargetCommand;
+    type Event = TargetEvent;
+    const KIND: &'static str = "deploy_target";
+
+    fn decide(&self, command: TargetCommand) -> Result<Vec<TargetEvent>, DomainError> {
+        match command {
+            TargetCommand::Create { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace } => {
+                if self.id.is_some() {
+                    return Err(DomainError::new(ErrorCode::ResourceConflict, format!("target {name} already exists")));
+                }
+                runtime(&runtime_type)?;
+                ResourceName::parse("env", &env)?;
+                if runtime_type == "k8s" {
+                    if cluster_id.is_none() {
+                        return Err(DomainError::validation("cluster_id", "a k8s target needs a cluster"));
+                    }
+                    if !namespace.as_deref().is_some_and(valid_namespace) {
+                        return Err(DomainError::validation("namespace", "a k8s target needs a namespace (lowercase letters, digits, '-')"));
+                    }
+                }
+                Ok(vec![TargetEvent::Created { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace }])
+            }
+        }
+    }
+
+    fn evolve(mut self, event: &TargetEvent) -> Self {
+        match event {
+            TargetEvent::Created { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace } => {
+                self.id = Some(*target_id);
+                self.name = Some(name.clone());
+                self.project_id = Some(*project_id);
+                self.team_id = Some(*team_id);
+                self.runtime_type = runtime_type.clone();
+                self.env = env.clone();
+                self.cluster_id = *cluster_id;
+                self.namespace = namespace.clone();
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::testing::given;
+
+    fn target(runtime: &str, cluster: Option<Uuid>, ns: Option<&str>) -> TargetCommand {
+        TargetCommand::Create {
+            target_id: Uuid::from_u128(801),
+            name: ResourceName::parse("name", "target-k8s-prod").unwrap(),
+            project_id: Uuid::from_u128(11),
+            team_id: Uuid::from_u128(7),
+            runtime_type: runtime.into(),
+            env: "production".into(),
+            cluster_id: cluster,
+            namespace: ns.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_k8s_target_needs_a_cluster_and_a_valid_namespace() {
+        given::<DeployTarget>(vec![]).when(target("k8s", None, Some("prod"))).then_expect_error(ErrorCode::ValidationError);
+        given::<DeployTarget>(vec![]).when(target("k8s", Some(Uuid::nil()), Some("Prod_NS"))).then_expect_error(ErrorCode::ValidationError);
+        given::<DeployTarget>(vec![]).when(target("vm", Some(Uuid::nil()), Some("prod"))).then_expect_error(ErrorCode::ValidationError);
+        let created = DeployTarget::default().decide(target("k8s", Some(Uuid::nil()), Some("prod"))).unwrap();
+        given::<DeployTarget>(created).when(target("k8s", Some(Uuid::nil()), Some("prod"))).then_expect_error(ErrorCode::ResourceConflict);
+    }
+
+    #[test]
+    fn a_service_needs_a_template() {
+        given::<Service>(vec![])
+            .when(ServiceCommand::Create {
+                service_id: Uuid::nil(),
+                name: ResourceName::parse("name", "svc-a").unwrap(),
+                project_id: Uuid::nil(),
+                team_id: Uuid::nil(),
+                runtime_type: "k8s".into(),
+                manifest_template: " ".into(),
+                default_variables: Default::default(),
+                risk_level: RiskLevel::High,
+            })
+            .then_expect_error(ErrorCode::ValidationError);
+    }
+}
