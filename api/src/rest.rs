@@ -11,8 +11,9 @@ use opspilot_domain::{ErrorCode, DICTIONARY};
 use opspilot_projections::audit_log::{self, AuditFilter};
 use opspilot_commands::catalog::{NewService, NewTarget};
 use opspilot_commands::clusters::{CertParts, ClusterPlacement};
-use opspilot_commands::releases::PreviewRequest;
-use opspilot_projections::{accounts, catalog, clusters, PageRequest};
+use opspilot_commands::releases::{ApplyRequest, PreviewRequest};
+use opspilot_projections::inbox::{self, InboxQuery};
+use opspilot_projections::{accounts, catalog, clusters, releases, PageRequest};
 use std::collections::BTreeMap;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -59,6 +60,15 @@ pub fn routes() -> Router<AppState> {
         .route("/deploy/services", get(list_services).post(create_service))
         .route("/deploy/targets", get(list_targets).post(create_target))
         .route("/deploy/releases/preview", post(preview_release))
+        .route("/deploy/releases/apply", post(apply_release))
+        .route("/deploy/releases/{id}", get(get_release))
+        .route("/deploy/releases/{id}/approve", post(approve_release))
+        .route("/deploy/releases/{id}/reject", post(reject_release))
+        .route("/deploy/releases/{id}/timeline", get(release_timeline))
+        .route("/approvals/inbox", get(inbox))
+        .route("/approvals/inbox/{ticket}", get(inbox_ticket))
+        .route("/approvals/inbox/{ticket}/approve", post(approve_ticket))
+        .route("/approvals/inbox/{ticket}/reject", post(reject_ticket))
         .route("/clusters", get(list_clusters))
         .route("/clusters/import/kubeconfig", post(import_kubeconfig))
         .route("/clusters/import/cert", post(import_cert))
@@ -456,6 +466,135 @@ async fn preview_release(State(s): State<AppState>, meta: RequestMeta, Body(b): 
     let h = s.run(meta.lang, s.commands.preview_release(&meta.command_context()?, &r)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct ApplyBody {
+    preview_ref: Option<String>,
+    service_id: String,
+    target_id: String,
+    env: String,
+    strategy: Option<String>,
+    #[serde(default)]
+    variables: BTreeMap<String, String>,
+}
+
+async fn apply_release(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ApplyBody>) -> ApiResult {
+    let req = ApplyRequest {
+        preview_ref: b.preview_ref,
+        params: PreviewRequest { service: b.service_id, target: b.target_id, env: b.env, strategy: b.strategy, variables: b.variables },
+    };
+    let h = s.run(meta.lang, s.commands.apply_release(&meta.command_context()?, &req)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn find_release(s: &AppState, meta: &RequestMeta, id: &str) -> Result<releases::ReleaseView, ApiError> {
+    let p = meta.principal()?;
+    p.require("deploy:release:read").map_err(ApiError::from)?;
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::new(ErrorCode::ReleaseNotFound, format!("release {id} does not exist")))?;
+    releases::get(&s.pool, p, id).await?.ok_or_else(|| ApiError::new(ErrorCode::ReleaseNotFound, format!("release {id} does not exist")).in_lang(meta.lang))
+}
+
+async fn get_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
+    Ok(ok(find_release(&s, &meta, &id).await?))
+}
+
+#[derive(Deserialize, Default)]
+struct CommentBody {
+    comment: Option<String>,
+}
+
+async fn release_ticket(s: &AppState, meta: &RequestMeta, id: &str) -> Result<String, ApiError> {
+    let r = find_release(s, meta, id).await?;
+    r.approval_ticket.ok_or_else(|| ApiError::new(ErrorCode::ApprovalTicketNotFound, format!("release {id} has no approval ticket")).in_lang(meta.lang))
+}
+
+async fn approve_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(body): Body<CommentBody>) -> ApiResult {
+    let ticket = release_ticket(&s, &meta, &id).await?;
+    decide(&s, &meta, &ticket, body.comment, true).await
+}
+
+async fn reject_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(body): Body<CommentBody>) -> ApiResult {
+    let ticket = release_ticket(&s, &meta, &id).await?;
+    decide(&s, &meta, &ticket, body.comment, false).await
+}
+
+async fn approve_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>, Body(body): Body<CommentBody>) -> ApiResult {
+    decide(&s, &meta, &ticket, body.comment, true).await
+}
+
+async fn reject_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>, Body(body): Body<CommentBody>) -> ApiResult {
+    decide(&s, &meta, &ticket, body.comment, false).await
+}
+
+async fn decide(s: &AppState, meta: &RequestMeta, ticket: &str, comment: Option<String>, approve: bool) -> ApiResult {
+    let ctx = meta.command_context()?;
+    let h = if approve {
+        s.run(meta.lang, s.commands.approve_ticket(&ctx, ticket, comment)).await?
+    } else {
+        s.run(meta.lang, s.commands.reject_ticket(&ctx, ticket, comment)).await?
+    };
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn release_timeline(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
+    let r = find_release(&s, &meta, &id).await?;
+    let list = audit_log::release_timeline(&s.pool, meta.principal()?, &r.id.to_string()).await?;
+    Ok(ok(json!({ "total": list.len(), "list": list })))
+}
+
+#[derive(Deserialize, Default)]
+struct InboxParams {
+    view: Option<String>,
+    status: Option<String>,
+    scope_type: Option<String>,
+    project_id: Option<String>,
+    team_id: Option<String>,
+    environment_id: Option<String>,
+    runtime_type: Option<String>,
+    risk_level: Option<String>,
+    priority: Option<String>,
+    assigned_to: Option<String>,
+    requested_by: Option<String>,
+    q: Option<String>,
+    expiring: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+async fn inbox(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<InboxParams>) -> ApiResult {
+    use opspilot_commands::ids::resolve;
+    let p = meta.principal()?;
+    let many = |v: Option<String>| v.map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()).unwrap_or_default();
+    let query = InboxQuery {
+        view: q.view,
+        status: many(q.status),
+        scope_type: many(q.scope_type),
+        project_id: q.project_id.map(|v| resolve("project", &v)),
+        team_id: q.team_id.map(|v| resolve("team", &v)),
+        environment_id: q.environment_id,
+        runtime_type: q.runtime_type,
+        risk_level: q.risk_level,
+        priority: q.priority,
+        assigned_to: q.assigned_to.map(|v| resolve("user", &v)),
+        requested_by: q.requested_by.map(|v| resolve("user", &v)),
+        q: q.q,
+        expiring: q.expiring,
+        sort_by: q.sort_by,
+        sort_order: q.sort_order,
+    };
+    Ok(ok(inbox::list(&s.pool, p, &query, chrono::Utc::now(), PageRequest::new(q.page, q.page_size)).await?))
+}
+
+async fn inbox_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>) -> ApiResult {
+    let (item, actions) = inbox::get(&s.pool, meta.principal()?, &ticket, chrono::Utc::now())
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::ApprovalTicketNotFound, format!("ticket {ticket} does not exist")).in_lang(meta.lang))?;
+    Ok(ok(json!({ "item": item, "timeline": actions })))
 }
 
 async fn errors() -> ApiResult {

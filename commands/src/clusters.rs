@@ -154,6 +154,17 @@ impl Commands {
     /// A kube client for a cluster the caller may see (its stored credentials).
     pub async fn cluster_client(&self, ctx: &CommandContext, cluster: &str) -> Result<kube::Client> {
         let (state, _, _) = self.visible_cluster(ctx, cluster).await?;
+        self.client_for(&state).await
+    }
+
+    /// A kube client for a cluster by id, for OpsPilot's own work (execution
+    /// of an approved release), where the caller was checked when it was asked.
+    pub(crate) async fn cluster_client_by_id(&self, cluster_id: Uuid) -> Result<kube::Client> {
+        let (state, _) = self.load::<Cluster>(&stream_id_of::<Cluster>(cluster_id)).await?;
+        self.client_for(&state).await
+    }
+
+    async fn client_for(&self, state: &Cluster) -> Result<kube::Client> {
         let credential_id = state.credential_id.ok_or_else(|| DomainError::new(ErrorCode::ClusterConnectionNotFound, "no stored connection"))?;
         let secret = self.vault.get(credential_id).await?.ok_or_else(|| DomainError::new(ErrorCode::ClusterConnectionNotFound, "stored connection is gone"))?;
         let text = String::from_utf8(secret).map_err(|_| DomainError::new(ErrorCode::KubeconfigInvalid, "stored kubeconfig is not text"))?;

@@ -185,3 +185,144 @@ impl Commands {
         Ok((rendered, previews))
     }
 }
+
+/// What a user confirms (the seed's apply payload).
+#[derive(Debug, Clone)]
+pub struct ApplyRequest {
+    pub preview_ref: Option<String>,
+    pub params: PreviewRequest,
+}
+
+/// How long a rollout may take before the release is failed.
+pub const ROLLOUT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+impl Commands {
+    /// The envelope scope of a release's events.
+    pub(crate) fn release_scope(&self, release_id: Uuid, r: &Release) -> Result<EventScope> {
+        let spec = r.spec.as_ref().ok_or_else(|| DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")))?;
+        Ok(EventScope::resource("deployment_release", release_id).in_project(spec.project_id).in_team(spec.team_id))
+    }
+
+    /// Applies a previewed release. The preview must exist, be unexpired and
+    /// match the parameters exactly; the approval policy (env production, or
+    /// risk high or above) decides between a ticket in the inbox and starting now.
+    pub async fn apply_release(&self, ctx: &CommandContext, req: &ApplyRequest) -> Result<Handled> {
+        let pref = req.preview_ref.as_deref().filter(|p| !p.trim().is_empty()).ok_or_else(|| DomainError::new(ErrorCode::PreviewRequired, "apply needs the preview_ref of a preview"))?;
+        let release_id = release_of_preview(pref).ok_or_else(|| DomainError::new(ErrorCode::PreviewRequired, format!("{pref} is not a preview")))?;
+        let stream = stream_id_of::<Release>(release_id);
+        let (release, _) = self.load::<Release>(&stream).await?;
+        let previewed = release.spec.clone().ok_or_else(|| DomainError::new(ErrorCode::PreviewRequired, format!("{pref} is not a preview")))?;
+        let resolved = self.resolve_release(ctx, "release.apply", &req.params).await?;
+        let principal = ctx.principal()?.clone();
+        if !principal.sees_project(previewed.project_id) {
+            return Err(DomainError::new(ErrorCode::PreviewRequired, format!("{pref} is not a preview")).into());
+        }
+        // Parameters that no longer render, or render differently, do not match the preview.
+        let presented = match self.render(&resolved) {
+            Ok(rendered) => binding_hash(&resolved.spec, &rendered),
+            Err(_) => String::from("unrenderable"),
+        };
+        let risk = resolved.service.risk_level.unwrap_or(opspilot_domain::approval::RiskLevel::Medium);
+        let needs_approval = resolved.spec.env == "production" || risk >= opspilot_domain::approval::RiskLevel::High;
+        let ticket = format!("dep-appr-{}", &release_id.simple().to_string()[..12]);
+        let approval = if needs_approval {
+            opspilot_domain::release::ApprovalDecision::Required { ticket: ticket.clone(), risk_level: risk }
+        } else {
+            opspilot_domain::release::ApprovalDecision::NotRequired
+        };
+        let cmd = ReleaseCommand::Apply { presented_binding_hash: presented.clone(), now: ctx.now, approval };
+        let scope = self.release_scope(release_id, &release)?;
+        let answer = json!({
+            "release_id": release_id,
+            "status": if needs_approval { "pending_approval" } else { "applying" },
+            "approval_required": needs_approval,
+            "approval_ticket": if needs_approval { json!(ticket) } else { serde_json::Value::Null },
+            "lifecycle_state": "preview",
+        });
+        let handled = self.execute::<Release>(ctx, "release_apply", &stream, &scope, |s| s.decide_clone(&cmd), |_| answer.clone()).await?;
+        if handled.result["release_id"] != json!(release_id) {
+            return Ok(handled);
+        }
+        if needs_approval {
+            use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket, ScopeType, TicketBinding};
+            let service_name = resolved.service.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+            let tag = resolved.spec.variables.get("image_tag").cloned().unwrap_or_default();
+            let create = ApprovalCommand::Create {
+                ticket: ticket.clone(),
+                binding: TicketBinding { scope_type: ScopeType::Release, scope_id: release_id.to_string(), binding_hash: presented },
+                project_id: resolved.spec.project_id,
+                team_id: resolved.spec.team_id,
+                environment_id: None,
+                runtime_type: resolved.spec.runtime_type.clone(),
+                risk_level: risk,
+                priority: risk.default_priority(),
+                requested_by: principal.user_id,
+                required_permission: format!("deploy:release:approve"),
+                source: ctx.source,
+                summary: format!("{} release {service_name} {tag}", resolved.spec.env).trim().to_string(),
+                detail: json!({ "release_id": release_id, "preview_ref": pref, "service": service_name, "target": resolved.target.name, "variables": resolved.spec.variables }),
+                now: ctx.now,
+                expires_at: ctx.now + crate::approvals::ticket_ttl(risk),
+            };
+            let tscope = EventScope::resource("approval_ticket", &ticket).in_project(resolved.spec.project_id).in_team(resolved.spec.team_id);
+            let h = self
+                .execute::<ApprovalTicket>(ctx, "approval_create", &stream_id_of::<ApprovalTicket>(&ticket), &tscope, |s| s.decide_clone(&create), |_| answer.clone())
+                .await?;
+            return Ok(Handled { result: handled.result, position: h.position });
+        }
+        self.start_execution(release_id);
+        Ok(handled)
+    }
+
+    /// Runs an applying release in the background: server-side apply of its
+    /// previewed artifact, then the rollout watch; records applied or failed.
+    pub fn start_execution(&self, release_id: Uuid) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.execute_release(release_id).await {
+                tracing::error!(%release_id, error = ?e, "release execution could not record its outcome");
+            }
+        });
+    }
+
+    async fn execute_release(&self, release_id: Uuid) -> Result<()> {
+        let stream = stream_id_of::<Release>(release_id);
+        let (release, _) = self.load::<Release>(&stream).await?;
+        let scope = self.release_scope(release_id, &release)?;
+        let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
+        let outcome = self.apply_artifact(release_id).await;
+        let cmd = match &outcome {
+            Ok(summary) => ReleaseCommand::Applied { summary: summary.clone() },
+            Err(e) => ReleaseCommand::Failed {
+                error_key: ErrorCode::ReleaseApplyFailed,
+                summary: match e {
+                    crate::CommandError::Domain(d) => d.detail.clone(),
+                    crate::CommandError::Store(_) => "storage failure".into(),
+                },
+            },
+        };
+        self.execute::<Release>(&ctx, "release_outcome", &stream, &scope, |s| s.decide_clone(&cmd), |_| json!({})).await?;
+        Ok(())
+    }
+
+    async fn apply_artifact(&self, release_id: Uuid) -> Result<String> {
+        let events = self.store.read_stream(&stream_id_of::<Release>(release_id)).await?;
+        let digest = events
+            .iter()
+            .rev()
+            .find_map(|e| (e.action == "release.previewed").then(|| e.detail["artifact_digest"].as_str().map(String::from)).flatten())
+            .ok_or_else(|| DomainError::new(ErrorCode::ReleaseApplyFailed, "the release has no previewed artifact"))?;
+        let rendered = opspilot_eventstore::artifacts::get(self.store.pool(), &digest)
+            .await?
+            .ok_or_else(|| DomainError::new(ErrorCode::ReleaseApplyFailed, "the previewed artifact is missing"))?;
+        let (release, _) = self.load::<Release>(&stream_id_of::<Release>(release_id)).await?;
+        let spec = release.spec.ok_or_else(|| DomainError::new(ErrorCode::ReleaseNotFound, "release has no spec"))?;
+        let (target, _) = self.load::<DeployTarget>(&stream_id_of::<DeployTarget>(spec.target_id)).await?;
+        let ns = target.namespace.unwrap_or_default();
+        let objects = opspilot_k8s::manifest::parse_objects(&rendered, &ns)?;
+        let client = self.cluster_client_by_id(target.cluster_id.ok_or_else(|| DomainError::new(ErrorCode::ClusterNotFound, "target has no cluster"))?).await?;
+        opspilot_k8s::manifest::apply(&client, &objects).await?;
+        opspilot_k8s::manifest::wait_rollout(&client, &objects, ROLLOUT_DEADLINE).await?;
+        Ok(format!("{} object(s) applied and rolled out in {ns}", objects.len()))
+    }
+}

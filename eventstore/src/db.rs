@@ -11,6 +11,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "accounts_and_audit", include_str!("../../migrations/0002_accounts_and_audit.sql")),
     (3, "clusters", include_str!("../../migrations/0003_clusters.sql")),
     (4, "catalog_and_artifacts", include_str!("../../migrations/0004_catalog_and_artifacts.sql")),
+    (5, "inbox_and_releases", include_str!("../../migrations/0005_inbox_and_releases.sql")),
 ];
 
 /// Builds a pool for `database_url` (a libpq-style URL or key=value string).

@@ -139,6 +139,34 @@ pub async fn apply(client: &kube::Client, objects: &[DynamicObject]) -> Result<(
     Ok(())
 }
 
+/// Waits until every Deployment among `objects` has rolled out (observed,
+/// updated and available at the desired replica count), or the deadline passes.
+pub async fn wait_rollout(client: &kube::Client, objects: &[DynamicObject], deadline: std::time::Duration) -> Result<(), DomainError> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let until = tokio::time::Instant::now() + deadline;
+    for obj in objects.iter().filter(|o| o.types.as_ref().is_some_and(|t| t.kind == "Deployment")) {
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let api: Api<Deployment> = Api::namespaced(client.clone(), obj.metadata.namespace.as_deref().unwrap_or("default"));
+        loop {
+            let d = api.get(&name).await.map_err(|e| DomainError::new(ErrorCode::ReleaseApplyFailed, format!("reading Deployment {name}: {e}")))?;
+            let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+            let generation = d.metadata.generation.unwrap_or(0);
+            let st = d.status.unwrap_or_default();
+            if st.observed_generation.unwrap_or(0) >= generation && st.updated_replicas.unwrap_or(0) == want && st.available_replicas.unwrap_or(0) == want && st.replicas.unwrap_or(0) == want {
+                break;
+            }
+            if tokio::time::Instant::now() >= until {
+                return Err(DomainError::new(
+                    ErrorCode::ReleaseApplyFailed,
+                    format!("Deployment {name} did not roll out within {deadline:?}: {} of {want} updated, {} available", st.updated_replicas.unwrap_or(0), st.available_replicas.unwrap_or(0)),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    Ok(())
+}
+
 async fn api_for(client: &kube::Client, obj: &DynamicObject) -> Result<(Api<DynamicObject>, String, String, String), DomainError> {
     let types = obj.types.clone().expect("parse_objects checked types");
     let gvk = kube::api::GroupVersionKind::try_from(&types).map_err(|e| DomainError::validation("manifest", e.to_string()))?;

@@ -123,6 +123,48 @@ impl AuditFilter {
     }
 }
 
+/// A release's timeline: its own events and those of its approval tickets,
+/// in log order — the same list wherever it is shown.
+pub async fn release_timeline(pool: &Pool, p: &Principal, release_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+    let c = pool.get().await?;
+    let projects: Vec<String> = p.project_ids.iter().map(|u| u.to_string()).collect();
+    let rows = c
+        .query(
+            "SELECT position, event_id, stream_id, domain, action, resource_type, resource_id, environment_id, project_id, team_id,
+                    actor_id, actor_type, source, status, severity, occurred_at, correlation_id, detail
+             FROM audit_log_entries
+             WHERE ((resource_type = 'deployment_release' AND resource_id = $3) OR (resource_type = 'approval_ticket' AND detail->>'scope_id' = $3))
+               AND ($1 OR project_id = ANY($2))
+             ORDER BY position",
+            &[&p.is_admin(), &projects, &release_id],
+        )
+        .await?;
+    Ok(rows.iter().map(row_entry).collect())
+}
+
+fn row_entry(r: &tokio_postgres::Row) -> AuditEntry {
+    AuditEntry {
+        position: r.get(0),
+        event_id: r.get(1),
+        stream_id: r.get(2),
+        domain: r.get(3),
+        action: r.get(4),
+        resource_type: r.get(5),
+        resource_id: r.get(6),
+        environment_id: r.get(7),
+        project_id: r.get(8),
+        team_id: r.get(9),
+        actor_id: r.get(10),
+        actor_type: r.get(11),
+        source: r.get(12),
+        status: r.get(13),
+        severity: r.get(14),
+        occurred_at: r.get(15),
+        correlation_id: r.get(16),
+        detail: r.get(17),
+    }
+}
+
 /// Entries visible to `p`, newest first unless `ascending`.
 pub async fn list(pool: &Pool, p: &Principal, f: &AuditFilter, ascending: bool, page: PageRequest) -> Result<Page<AuditEntry>, StoreError> {
     let c = pool.get().await?;
@@ -151,28 +193,6 @@ pub async fn list(pool: &Pool, p: &Principal, f: &AuditFilter, ascending: bool, 
             &args,
         )
         .await?;
-    let list = rows
-        .iter()
-        .map(|r| AuditEntry {
-            position: r.get(0),
-            event_id: r.get(1),
-            stream_id: r.get(2),
-            domain: r.get(3),
-            action: r.get(4),
-            resource_type: r.get(5),
-            resource_id: r.get(6),
-            environment_id: r.get(7),
-            project_id: r.get(8),
-            team_id: r.get(9),
-            actor_id: r.get(10),
-            actor_type: r.get(11),
-            source: r.get(12),
-            status: r.get(13),
-            severity: r.get(14),
-            occurred_at: r.get(15),
-            correlation_id: r.get(16),
-            detail: r.get(17),
-        })
-        .collect();
+    let list = rows.iter().map(row_entry).collect();
     Ok(Page { list, total, page: page.page, page_size: page.page_size })
 }

@@ -6,7 +6,9 @@ pub mod accounts;
 pub mod audit_log;
 pub mod catalog;
 pub mod clusters;
+pub mod inbox;
 pub mod page;
+pub mod releases;
 pub mod runner;
 
 pub use page::{Page, PageRequest};
@@ -15,7 +17,7 @@ pub use runner::{Projection, RunnerHandle};
 /// Every projection, in the order the runner applies them. The audit log is
 /// last: when it publishes an event live, every other read model has it.
 pub fn all() -> Vec<Projection> {
-    vec![accounts::PROJECTION, clusters::PROJECTION, catalog::PROJECTION, audit_log::PROJECTION]
+    vec![accounts::PROJECTION, clusters::PROJECTION, catalog::PROJECTION, releases::PROJECTION, inbox::PROJECTION, audit_log::PROJECTION]
 }
 
 /// Looks a projection up by name.

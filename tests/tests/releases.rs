@@ -131,3 +131,198 @@ async fn bad_previews_are_refused_with_dictionary_errors() {
     let a = w.app.rest("POST", "/api/v1/deploy/releases/preview", Some(&approver), Some(preview_body("v1"))).await;
     assert_eq!(a.error_key(), "permission_denied");
 }
+
+async fn preview(w: &World, token: &str, tag: &str) -> Value {
+    w.app.rest_with("POST", "/api/v1/deploy/releases/preview", Some(token), Some(preview_body(tag)), &[("x-opspilot-source", "deployment_ui")]).await.data().clone()
+}
+
+async fn apply(w: &World, token: &str, preview_ref: Option<&Value>, tag: &str) -> opspilot_tests::Answer {
+    let mut body = preview_body(tag);
+    if let Some(p) = preview_ref {
+        body["preview_ref"] = p.clone();
+    }
+    body["confirm"] = json!(true);
+    w.app.rest_with("POST", "/api/v1/deploy/releases/apply", Some(token), Some(body), &[("x-opspilot-source", "deployment_ui")]).await
+}
+
+async fn timeline(w: &World, token: &str, release_id: &str) -> Vec<String> {
+    let t = w.app.rest("GET", &format!("/api/v1/deploy/releases/{release_id}/timeline"), Some(token), None).await;
+    t.data()["list"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect()
+}
+
+async fn wait_status(w: &World, token: &str, release_id: &str, status: &str) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..240 {
+        last = w.app.rest("GET", &format!("/api/v1/deploy/releases/{release_id}"), Some(token), None).await.body;
+        if last["data"]["status"] == status {
+            return last["data"].clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("release {release_id} never reached {status}: {last}");
+}
+
+#[tokio::test]
+async fn main_path_preview_apply_approve_applied_and_the_cluster_runs_the_new_image() {
+    let w = world().await;
+    let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
+    let p = preview(&w, &w.dev, "v2.0.1").await;
+    let a = apply(&w, &w.dev, Some(&p["preview_ref"]), "v2.0.1").await;
+    let applied = a.data().clone();
+    assert_eq!(applied["status"], "pending_approval");
+    assert_eq!(applied["approval_required"], true);
+    let ticket = applied["approval_ticket"].as_str().unwrap().to_string();
+    let release_id = applied["release_id"].as_str().unwrap().to_string();
+    let view = wait_status(&w, &w.dev, &release_id, "pending_approval").await;
+    assert_eq!(view["status_label_en"].as_str().map(|s| !s.is_empty()), Some(true));
+
+    // The ticket is in the approver's default view, with the entry point it came from.
+    let inbox = w.app.rest("GET", "/api/v1/approvals/inbox", Some(&approver), None).await;
+    let item = inbox.data()["list"].as_array().unwrap().iter().find(|i| i["ticket"] == ticket.as_str()).cloned().expect("ticket in the inbox");
+    assert_eq!((item["status"].as_str(), item["source"].as_str(), item["risk_level"].as_str(), item["priority"].as_str()), (Some("pending"), Some("deployment_ui"), Some("high"), Some("p1")));
+    assert_eq!(inbox.data()["stats"]["pending"], 1);
+
+    let ok = w.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&approver), Some(json!({ "comment": "approved for prod window" }))).await;
+    ok.data();
+    let done = wait_status(&w, &w.dev, &release_id, "applied").await;
+    assert_eq!(done["approval_ticket"], ticket.as_str());
+
+    let kube = env::kube_admin().await;
+    let d = Api::<Deployment>::namespaced(kube, &w.namespace).get("svc-a").await.unwrap();
+    let image = d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
+    assert_eq!(image, "registry.invalid/svc-a:v2.0.1");
+    assert_eq!(d.status.unwrap().available_replicas, Some(2));
+    let fm = d.metadata.managed_fields.unwrap_or_default();
+    assert!(fm.iter().any(|m| m.manager.as_deref() == Some("opspilot")), "server-side apply with field manager opspilot");
+
+    let actions = timeline(&w, &w.dev, &release_id).await;
+    assert_eq!(
+        actions,
+        [
+            "release.draft_created", "release.previewed", "release.apply_requested", "release.pending_approval",
+            "approval.ticket_created", "approval.ticket_approved", "release.approved", "release.applying", "release.applied"
+        ]
+    );
+    // The same timeline for the approver.
+    assert_eq!(timeline(&w, &approver, &release_id).await, actions);
+    let inbox = w.app.rest("GET", &format!("/api/v1/approvals/inbox/{ticket}"), Some(&approver), None).await;
+    assert_eq!(inbox.data()["item"]["status"], "approved");
+    let acts: Vec<&str> = inbox.data()["timeline"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(acts, ["created", "approved"]);
+}
+
+#[tokio::test]
+async fn a_rejected_release_never_applies_and_shows_the_comment() {
+    let w = world().await;
+    let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
+    let p = preview(&w, &w.dev, "v3").await;
+    let a = apply(&w, &w.dev, Some(&p["preview_ref"]), "v3").await;
+    let release_id = a.data()["release_id"].as_str().unwrap().to_string();
+    w.app.rest("POST", &format!("/api/v1/deploy/releases/{release_id}/reject"), Some(&approver), Some(json!({ "comment": "risk too high" }))).await.data();
+    wait_status(&w, &w.dev, &release_id, "rejected").await;
+    let t = w.app.rest("GET", &format!("/api/v1/deploy/releases/{release_id}/timeline"), Some(&w.dev), None).await;
+    let list = t.data()["list"].as_array().unwrap();
+    assert!(list.iter().all(|e| e["action"] != "release.applying"), "no applying event");
+    assert!(list.iter().any(|e| e["action"] == "approval.ticket_rejected" && e["detail"]["comment"] == "risk too high"));
+    let kube = env::kube_admin().await;
+    assert!(Api::<Deployment>::namespaced(kube, &w.namespace).get_opt("svc-a").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_three_preview_negatives_and_a_preview_applies_once() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let a = apply(&w, &w.dev, None, "v1").await;
+    assert_eq!((a.body["code"].as_i64(), a.error_key()), (Some(32001), "preview_required"));
+
+    let p = preview(&w, &w.dev, "v1").await;
+    let a = apply(&w, &w.dev, Some(&p["preview_ref"]), "v2").await;
+    assert_eq!((a.body["code"].as_i64(), a.error_key()), (Some(32003), "preview_mismatch"));
+    let tickets = w.app.rest("GET", "/api/v1/approvals/inbox?view=all", Some(&admin), None).await;
+    assert_eq!(tickets.data()["total"], 0, "no ticket without a valid preview");
+
+    let first = apply(&w, &w.dev, Some(&p["preview_ref"]), "v1").await;
+    first.data();
+    let again = apply(&w, &w.dev, Some(&p["preview_ref"]), "v1").await;
+    assert_eq!(again.error_key(), "release_state_invalid");
+
+    // Expiry, with a short TTL.
+    let short = opspilot_tests::spawn_app_with(|c| c.preview_ttl_seconds = 1).await;
+    let w2 = World { app: short, dev: String::new(), namespace: w.namespace.clone() };
+    let dev = {
+        let admin = w2.app.admin().await;
+        w2.app.demo_users().await;
+        let kubeconfig = std::fs::read_to_string(env::shared()["k8s"]["adminKubeconfig"].as_str().unwrap()).unwrap();
+        w2.app.rest("POST", "/api/v1/clusters/import/kubeconfig", Some(&admin), Some(json!({ "name": "k8s-prod-platform", "project_id": "proj-alpha", "team_id": "team-app", "kubeconfig": kubeconfig }))).await.data();
+        w2.app.rest("POST", "/api/v1/deploy/services", Some(&admin), Some(json!({ "name": "svc-a", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": TEMPLATE, "default_variables": { "replicas": "2" } }))).await.data();
+        w2.app.rest("POST", "/api/v1/deploy/targets", Some(&admin), Some(json!({ "name": "target-k8s-prod", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "env": "production", "cluster_id": "k8s-prod-platform", "namespace": w.namespace }))).await.data();
+        w2.app.login("dev_user", DEMO_PASSWORD).await
+    };
+    let p = preview(&w2, &dev, "v1").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let a = apply(&w2, &dev, Some(&p["preview_ref"]), "v1").await;
+    assert_eq!((a.body["code"].as_i64(), a.error_key()), (Some(32002), "preview_expired"));
+}
+
+#[tokio::test]
+async fn approvals_need_the_permission_never_the_requester_and_only_one_decision_wins() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
+    let p = preview(&w, &w.dev, "v4").await;
+    let a = apply(&w, &w.dev, Some(&p["preview_ref"]), "v4").await;
+    let ticket = a.data()["approval_ticket"].as_str().unwrap().to_string();
+    let release_id = a.data()["release_id"].as_str().unwrap().to_string();
+
+    // The requester (an operator) may not approve: denied, audited, nothing changes.
+    let denied = w.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&w.dev), Some(json!({}))).await;
+    assert_eq!((denied.status, denied.body["code"].as_i64(), denied.error_key()), (403, Some(35008), "approval_permission_denied"));
+    let audit = w.app.rest("GET", "/api/v1/audit/events?action=auth.permission_denied", Some(&admin), None).await;
+    assert_eq!(audit.data()["list"][0]["detail"]["attempted"], "approval.approve");
+    assert_eq!(wait_status(&w, &w.dev, &release_id, "pending_approval").await["status"], "pending_approval");
+
+    // An admin's own request is not theirs to approve (four-eyes).
+    let p2 = preview(&w, &admin, "v5").await;
+    let a2 = apply(&w, &admin, Some(&p2["preview_ref"]), "v5").await;
+    let own = a2.data()["approval_ticket"].as_str().unwrap().to_string();
+    let self_approval = w.app.rest("POST", &format!("/api/v1/approvals/inbox/{own}/approve"), Some(&admin), Some(json!({}))).await;
+    assert_eq!(self_approval.error_key(), "approval_permission_denied");
+
+    // Two approvers race: exactly one decision.
+    let url = format!("/api/v1/approvals/inbox/{ticket}/approve");
+    let (x, y) = tokio::join!(
+        w.app.rest("POST", &url, Some(&admin), Some(json!({ "comment": "a" }))),
+        w.app.rest("POST", &url, Some(&approver), Some(json!({ "comment": "b" })))
+    );
+    let wins = [&x, &y].iter().filter(|r| r.body["code"] == 1000).count();
+    assert_eq!(wins, 1, "{:?} {:?}", x.body, y.body);
+    let loser = if x.body["code"] == 1000 { &y } else { &x };
+    assert_eq!(loser.error_key(), "approval_ticket_decided");
+    let approved = w.app.rest("GET", &format!("/api/v1/audit/events?action=approval.ticket_approved&resource_id={ticket}"), Some(&admin), None).await;
+    assert_eq!(approved.data()["total"], 1);
+}
+
+#[tokio::test]
+async fn tickets_of_other_projects_are_invisible_and_untouchable() {
+    let w = world().await;
+    let admin = w.app.admin().await;
+    w.app.rest("POST", "/api/v1/projects", Some(&admin), Some(json!({ "name": "proj-beta" }))).await.data();
+    w.app.rest("POST", "/api/v1/teams", Some(&admin), Some(json!({ "name": "team-beta", "project_id": "proj-beta" }))).await.data();
+    w.app.rest("POST", "/api/v1/users", Some(&admin), Some(json!({ "username": "beta_approver", "password": DEMO_PASSWORD, "roles": ["approver"] }))).await.data();
+    w.app.rest("POST", "/api/v1/teams/team-beta/members", Some(&admin), Some(json!({ "user_id": "beta_approver" }))).await.data();
+    let beta = w.app.login("beta_approver", DEMO_PASSWORD).await;
+
+    let p = preview(&w, &w.dev, "v6").await;
+    let a = apply(&w, &w.dev, Some(&p["preview_ref"]), "v6").await;
+    let ticket = a.data()["approval_ticket"].as_str().unwrap().to_string();
+    for view in ["mine", "pending", "all"] {
+        let inbox = w.app.rest("GET", &format!("/api/v1/approvals/inbox?view={view}"), Some(&beta), None).await;
+        assert_eq!(inbox.data()["total"], 0, "view {view}");
+    }
+    assert_eq!(w.app.rest("GET", &format!("/api/v1/approvals/inbox/{ticket}"), Some(&beta), None).await.error_key(), "approval_ticket_not_found");
+    let r = w.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&beta), Some(json!({}))).await;
+    assert_eq!(r.error_key(), "approval_ticket_not_found");
+    let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
+    let mine = w.app.rest("GET", "/api/v1/approvals/inbox?q=dep-appr&risk_level=high&sort_by=created_at", Some(&approver), None).await;
+    assert_eq!(mine.data()["total"], 1);
+}
