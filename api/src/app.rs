@@ -44,10 +44,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     let mut commands = Commands::new(pool.clone(), config.master_key.clone());
     commands.preview_ttl = chrono::Duration::seconds(config.preview_ttl_seconds.max(1));
+    commands.ticket_ttl_override = config.approval_ttl_seconds.map(|s| chrono::Duration::seconds(s.max(1)));
     let wake = opspilot_eventstore::notify::spawn_listener(config.database_url.clone());
     let runner = runner::spawn(pool.clone(), opspilot_projections::all(), wake, Duration::from_millis(500));
     let state = AppState::new(pool, commands, runner, Arc::new(Metrics::new()), config.login_attempts_per_minute);
     bootstrap_admin(&state, config.admin_password.as_deref()).await?;
+    spawn_scheduler(state.clone(), Duration::from_millis(config.scheduler_interval_ms.max(50)));
 
     let app = router(state.clone(), &config);
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -59,6 +61,25 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
     Ok(Running { addr, state, task })
+}
+
+/// The system scheduler: expires pending tickets past their expiry (and ends
+/// what they were raised for). Safe on several replicas: expiring twice records once.
+fn spawn_scheduler(state: AppState, every: Duration) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            match opspilot_projections::inbox::due_tickets(&state.pool, chrono::Utc::now()).await {
+                Ok(due) if !due.is_empty() => {
+                    if let Err(e) = state.commands.expire_due_tickets(&due).await {
+                        tracing::warn!(error = ?e, "expiring tickets failed; retrying next round");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "reading due tickets failed"),
+            }
+        }
+    });
 }
 
 /// Creates the `admin` account on first start. Its password comes from

@@ -19,6 +19,8 @@ pub struct Config {
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
     pub preview_ttl_seconds: i64,
+    pub approval_ttl_seconds: Option<i64>,
+    pub scheduler_interval_ms: u64,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -80,6 +82,8 @@ impl Config {
             graphql_max_depth: env_num("OPSPILOT_GRAPHQL_MAX_DEPTH", 12)?,
             graphql_max_complexity: env_num("OPSPILOT_GRAPHQL_MAX_COMPLEXITY", 1000)?,
             preview_ttl_seconds: env_num("OPSPILOT_PREVIEW_TTL_SECONDS", 1800)?,
+            approval_ttl_seconds: env("OPSPILOT_APPROVAL_TTL_SECONDS").map(|v| v.trim().parse()).transpose().map_err(|_| anyhow::anyhow!("OPSPILOT_APPROVAL_TTL_SECONDS must be a number"))?,
+            scheduler_interval_ms: env_num("OPSPILOT_SCHEDULER_INTERVAL_MS", 5000)?,
         })
     }
 
@@ -96,6 +100,8 @@ impl Config {
             graphql_max_depth: 12,
             graphql_max_complexity: 1000,
             preview_ttl_seconds: 1800,
+            approval_ttl_seconds: None,
+            scheduler_interval_ms: 5000,
         }
     }
 }

@@ -65,6 +65,9 @@ pub fn routes() -> Router<AppState> {
         .route("/deploy/releases/{id}/approve", post(approve_release))
         .route("/deploy/releases/{id}/reject", post(reject_release))
         .route("/deploy/releases/{id}/timeline", get(release_timeline))
+        .route("/deploy/releases/{id}/rollback", post(rollback_release))
+        .route("/approvals/inbox/{ticket}/assign", post(assign_ticket))
+        .route("/approvals/inbox/{ticket}/comment", post(comment_ticket))
         .route("/approvals/inbox", get(inbox))
         .route("/approvals/inbox/{ticket}", get(inbox_ticket))
         .route("/approvals/inbox/{ticket}/approve", post(approve_ticket))
@@ -590,7 +593,36 @@ async fn inbox(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Inb
     Ok(ok(inbox::list(&s.pool, p, &query, chrono::Utc::now(), PageRequest::new(q.page, q.page_size)).await?))
 }
 
+async fn rollback_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
+    let r = find_release(&s, &meta, &id).await?;
+    let h = s.run(meta.lang, s.commands.rollback_release(&meta.command_context()?, r.id)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct AssignBody {
+    assigned_to: String,
+    comment: Option<String>,
+}
+
+async fn assign_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>, Body(b): Body<AssignBody>) -> ApiResult {
+    let h = s.run(meta.lang, s.commands.assign_ticket(&meta.command_context()?, &ticket, &b.assigned_to, b.comment)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn comment_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>, Body(b): Body<CommentBody>) -> ApiResult {
+    let comment = b.comment.unwrap_or_default();
+    let h = s.run(meta.lang, s.commands.comment_ticket(&meta.command_context()?, &ticket, &comment)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
 async fn inbox_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>) -> ApiResult {
+    // Opening a ticket is an inbox action (`viewed`).
+    let h = s.run(meta.lang, s.commands.view_ticket(&meta.command_context()?, &ticket)).await?;
+    s.settle(h.position).await;
     let (item, actions) = inbox::get(&s.pool, meta.principal()?, &ticket, chrono::Utc::now())
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::ApprovalTicketNotFound, format!("ticket {ticket} does not exist")).in_lang(meta.lang))?;

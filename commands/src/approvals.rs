@@ -10,9 +10,40 @@ use serde_json::json;
 
 use crate::{CommandContext, Commands, DecideClone, Handled, Result};
 
-/// How long a ticket stays decidable: twice its SLA (high: 30 min SLA, 1 h expiry).
-pub fn ticket_ttl(risk: RiskLevel) -> Duration {
-    risk.sla() * 2
+impl Commands {
+    /// How long a ticket stays decidable: twice its SLA (high: 30 min SLA,
+    /// 1 h expiry, as in the seed's example), unless configured.
+    pub fn ticket_ttl(&self, risk: RiskLevel) -> Duration {
+        self.ticket_ttl_override.unwrap_or(risk.sla() * 2)
+    }
+
+    /// Expires every pending ticket past its `expires_at` and ends what it was
+    /// raised for; run by the scheduler. Answers how many tickets expired.
+    pub async fn expire_due_tickets(&self, due: &[String]) -> Result<usize> {
+        let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
+        let mut n = 0;
+        for ticket in due {
+            let t = self.ticket(ticket).await?;
+            let Some(scope) = t.scope() else { continue };
+            let facts = t.facts.clone().expect("scoped ticket has facts");
+            let cmd = ApprovalCommand::Expire { now: ctx.now };
+            let h = self.execute::<ApprovalTicket>(&ctx, "approval.expire", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cmd), |_| json!({ "expired": true })).await;
+            if h.is_err() {
+                continue;
+            }
+            n += 1;
+            if facts.binding.scope_type == ScopeType::Release {
+                if let Ok(release_id) = uuid::Uuid::parse_str(&facts.binding.scope_id) {
+                    let (r, _) = self.load::<Release>(&stream_id_of::<Release>(release_id)).await?;
+                    if let Ok(rscope) = self.release_scope(release_id, &r) {
+                        let rcmd = ReleaseCommand::ExpireApproval { ticket: ticket.clone() };
+                        let _ = self.execute::<Release>(&ctx, "release.expire", &stream_id_of::<Release>(release_id), &rscope, |s| s.decide_clone(&rcmd), |_| json!({})).await;
+                    }
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 impl Commands {
@@ -47,6 +78,41 @@ impl Commands {
             }
             _ => Ok(facts.binding.clone()),
         }
+    }
+
+    /// Assigns a pending ticket to an approver (who may approve it).
+    pub async fn assign_ticket(&self, ctx: &CommandContext, ticket: &str, assignee: &str, comment: Option<String>) -> Result<Handled> {
+        let t = self.visible_ticket(ctx, ticket).await?;
+        let facts = t.facts.clone().expect("checked");
+        let p = ctx.principal()?.clone();
+        if !(p.has(&facts.required_permission) || p.is_admin()) {
+            let e = DomainError::new(ErrorCode::ApprovalPermissionDenied, "only approvers assign tickets");
+            self.deny(ctx, "approval.assign", &facts.required_permission, &e).await?;
+            return Err(e.into());
+        }
+        let assigned_to = self.existing_user(assignee).await?;
+        let cmd = ApprovalCommand::Assign { assigned_to, by: p.user_id, comment, now: ctx.now };
+        let scope = t.scope().expect("created ticket has a scope");
+        self.execute::<ApprovalTicket>(ctx, "approval.assign", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cmd), |_| json!({ "ticket": ticket, "assigned_to": assigned_to }))
+            .await
+    }
+
+    /// Comments on a ticket the caller can see.
+    pub async fn comment_ticket(&self, ctx: &CommandContext, ticket: &str, comment: &str) -> Result<Handled> {
+        let t = self.visible_ticket(ctx, ticket).await?;
+        let cmd = ApprovalCommand::Comment { by: ctx.principal()?.user_id, comment: comment.to_string(), now: ctx.now };
+        let scope = t.scope().expect("created ticket has a scope");
+        self.execute::<ApprovalTicket>(ctx, "approval.comment", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cmd), |_| json!({ "ticket": ticket, "commented": true }))
+            .await
+    }
+
+    /// Records that the caller opened a ticket.
+    pub async fn view_ticket(&self, ctx: &CommandContext, ticket: &str) -> Result<Handled> {
+        let t = self.visible_ticket(ctx, ticket).await?;
+        let cmd = ApprovalCommand::View { by: ctx.principal()?.user_id, now: ctx.now };
+        let scope = t.scope().expect("created ticket has a scope");
+        self.execute::<ApprovalTicket>(ctx, "approval.view", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cmd), |_| json!({ "ticket": ticket }))
+            .await
     }
 
     /// Approves a ticket and starts what it was raised for.

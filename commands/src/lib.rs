@@ -73,6 +73,8 @@ pub struct Commands {
     pub secrets: opspilot_eventstore::secrets::Secrets,
     /// How long a release preview may be applied (SPEC §2: 30 minutes by default).
     pub preview_ttl: chrono::Duration,
+    /// Overrides the ticket expiry derived from risk (for tests and small teams).
+    pub ticket_ttl_override: Option<chrono::Duration>,
 }
 
 const CONFLICT_RETRIES: usize = 5;
@@ -85,6 +87,7 @@ impl Commands {
             vault: Vault::new(master, pool.clone()),
             secrets: opspilot_eventstore::secrets::Secrets::new(pool),
             preview_ttl: chrono::Duration::minutes(30),
+            ticket_ttl_override: None,
         }
     }
 

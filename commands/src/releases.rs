@@ -257,12 +257,12 @@ impl Commands {
                 risk_level: risk,
                 priority: risk.default_priority(),
                 requested_by: principal.user_id,
-                required_permission: format!("deploy:release:approve"),
+                required_permission: "deploy:release:approve".into(),
                 source: ctx.source,
                 summary: format!("{} release {service_name} {tag}", resolved.spec.env).trim().to_string(),
                 detail: json!({ "release_id": release_id, "preview_ref": pref, "service": service_name, "target": resolved.target.name, "variables": resolved.spec.variables }),
                 now: ctx.now,
-                expires_at: ctx.now + crate::approvals::ticket_ttl(risk),
+                expires_at: ctx.now + self.ticket_ttl(risk),
             };
             let tscope = EventScope::resource("approval_ticket", &ticket).in_project(resolved.spec.project_id).in_team(resolved.spec.team_id);
             let h = self
@@ -290,23 +290,26 @@ impl Commands {
         let (release, _) = self.load::<Release>(&stream).await?;
         let scope = self.release_scope(release_id, &release)?;
         let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
-        let outcome = self.apply_artifact(release_id).await;
-        let cmd = match &outcome {
-            Ok(summary) => ReleaseCommand::Applied { summary: summary.clone() },
-            Err(e) => ReleaseCommand::Failed {
-                error_key: ErrorCode::ReleaseApplyFailed,
-                summary: match e {
-                    crate::CommandError::Domain(d) => d.detail.clone(),
-                    crate::CommandError::Store(_) => "storage failure".into(),
-                },
-            },
+        let rollback = release.operation == opspilot_domain::release::Operation::Rollback;
+        let artifact_of = if rollback { release.rollback_target.unwrap_or(release_id) } else { release_id };
+        let outcome = self.apply_artifact(release_id, artifact_of).await;
+        let why = |e: &crate::CommandError| match e {
+            crate::CommandError::Domain(d) => d.detail.clone(),
+            crate::CommandError::Store(_) => "storage failure".into(),
+        };
+        let cmd = match (&outcome, rollback) {
+            (Ok(summary), false) => ReleaseCommand::Applied { summary: summary.clone() },
+            (Err(e), false) => ReleaseCommand::Failed { error_key: ErrorCode::ReleaseApplyFailed, summary: why(e) },
+            (Ok(summary), true) => ReleaseCommand::RollbackCompleted { summary: summary.clone() },
+            (Err(e), true) => ReleaseCommand::RollbackFailed { error_key: ErrorCode::ReleaseRollbackFailed, summary: why(e) },
         };
         self.execute::<Release>(&ctx, "release_outcome", &stream, &scope, |s| s.decide_clone(&cmd), |_| json!({})).await?;
         Ok(())
     }
 
-    async fn apply_artifact(&self, release_id: Uuid) -> Result<String> {
-        let events = self.store.read_stream(&stream_id_of::<Release>(release_id)).await?;
+    /// Applies the previewed artifact of `artifact_of` to the target of `release_id`.
+    async fn apply_artifact(&self, release_id: Uuid, artifact_of: Uuid) -> Result<String> {
+        let events = self.store.read_stream(&stream_id_of::<Release>(artifact_of)).await?;
         let digest = events
             .iter()
             .rev()
@@ -324,5 +327,75 @@ impl Commands {
         opspilot_k8s::manifest::apply(&client, &objects).await?;
         opspilot_k8s::manifest::wait_rollout(&client, &objects, ROLLOUT_DEADLINE).await?;
         Ok(format!("{} object(s) applied and rolled out in {ns}", objects.len()))
+    }
+}
+
+impl Commands {
+    /// Rolls an applied release back: re-applies the artifact of the last
+    /// release of the same service and target that was applied before it,
+    /// through the inbox when the approval policy says so.
+    pub async fn rollback_release(&self, ctx: &CommandContext, release_id: Uuid) -> Result<Handled> {
+        self.authorize(ctx, "deploy:release:apply", "release.rollback").await?;
+        let stream = stream_id_of::<Release>(release_id);
+        let (release, _) = self.load::<Release>(&stream).await?;
+        let spec = release.spec.clone().ok_or_else(|| DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")))?;
+        let principal = ctx.principal()?.clone();
+        if !principal.sees_project(spec.project_id) {
+            return Err(DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")).into());
+        }
+        self.authorize(ctx, &format!("deploy:{}:apply", spec.runtime_type), "release.rollback").await?;
+        let previous = self
+            .store
+            .latest_applied_before(&spec.service_id.to_string(), &spec.target_id.to_string(), release_id)
+            .await?
+            .ok_or_else(|| DomainError::new(ErrorCode::ReleaseStateInvalid, "no earlier release of this service and target was applied: nothing to roll back to"))?;
+        let (service, _) = self.load::<Service>(&stream_id_of::<Service>(spec.service_id)).await?;
+        let risk = service.risk_level.unwrap_or(opspilot_domain::approval::RiskLevel::Medium);
+        let needs_approval = spec.env == "production" || risk >= opspilot_domain::approval::RiskLevel::High;
+        let ticket = format!("dep-rbk-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let approval = if needs_approval {
+            opspilot_domain::release::ApprovalDecision::Required { ticket: ticket.clone(), risk_level: risk }
+        } else {
+            opspilot_domain::release::ApprovalDecision::NotRequired
+        };
+        let cmd = ReleaseCommand::RequestRollback { by: principal.user_id, target_artifact_release_id: previous, approval };
+        let scope = self.release_scope(release_id, &release)?;
+        let answer = json!({
+            "release_id": release_id, "rollback_to": previous,
+            "status": if needs_approval { "pending_approval" } else { "rolling_back" },
+            "approval_required": needs_approval,
+            "approval_ticket": if needs_approval { json!(ticket) } else { serde_json::Value::Null },
+        });
+        let handled = self.execute::<Release>(ctx, "release_rollback", &stream, &scope, |s| s.decide_clone(&cmd), |_| answer.clone()).await?;
+        if handled.result["release_id"] != json!(release_id) {
+            return Ok(handled);
+        }
+        if needs_approval {
+            use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket, ScopeType, TicketBinding};
+            let create = ApprovalCommand::Create {
+                ticket: ticket.clone(),
+                binding: TicketBinding { scope_type: ScopeType::Release, scope_id: release_id.to_string(), binding_hash: release.binding_hash.clone().unwrap_or_default() },
+                project_id: spec.project_id,
+                team_id: spec.team_id,
+                environment_id: None,
+                runtime_type: spec.runtime_type.clone(),
+                risk_level: risk,
+                priority: risk.default_priority(),
+                requested_by: principal.user_id,
+                required_permission: "deploy:release:approve".into(),
+                source: ctx.source,
+                summary: format!("{} rollback {}", spec.env, service.name.as_ref().map(|n| n.to_string()).unwrap_or_default()),
+                detail: json!({ "release_id": release_id, "rollback_to": previous, "operation": "rollback" }),
+                now: ctx.now,
+                expires_at: ctx.now + self.ticket_ttl(risk),
+            };
+            let tscope = EventScope::resource("approval_ticket", &ticket).in_project(spec.project_id).in_team(spec.team_id);
+            let h = self
+                .execute::<ApprovalTicket>(ctx, "approval_create", &stream_id_of::<ApprovalTicket>(&ticket), &tscope, |s| s.decide_clone(&create), |_| answer.clone())
+                .await?;
+            return Ok(Handled { result: handled.result, position: h.position });
+        }
+        self.start_execution(release_id);
+        Ok(handled)
     }
 }

@@ -290,3 +290,13 @@ pub async fn get(pool: &Pool, p: &Principal, ticket: &str, now: DateTime<Utc>) -
         .collect();
     Ok(Some((item(&row, now), actions)))
 }
+
+/// Pending tickets past their expiry, for the scheduler.
+pub async fn due_tickets(pool: &Pool, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+    let c = pool.get().await?;
+    Ok(c.query("SELECT ticket FROM approval_inbox_items WHERE status = 'pending' AND expires_at < $1 ORDER BY expires_at LIMIT 500", &[&now])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}

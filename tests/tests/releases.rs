@@ -208,7 +208,7 @@ async fn main_path_preview_apply_approve_applied_and_the_cluster_runs_the_new_im
     let inbox = w.app.rest("GET", &format!("/api/v1/approvals/inbox/{ticket}"), Some(&approver), None).await;
     assert_eq!(inbox.data()["item"]["status"], "approved");
     let acts: Vec<&str> = inbox.data()["timeline"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
-    assert_eq!(acts, ["created", "approved"]);
+    assert_eq!(acts, ["created", "approved", "viewed"], "opening the ticket is recorded");
 }
 
 #[tokio::test]
@@ -325,4 +325,83 @@ async fn tickets_of_other_projects_are_invisible_and_untouchable() {
     let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
     let mine = w.app.rest("GET", "/api/v1/approvals/inbox?q=dep-appr&risk_level=high&sort_by=created_at", Some(&approver), None).await;
     assert_eq!(mine.data()["total"], 1);
+}
+
+async fn approve(w: &World, approver: &str, ticket: &str) {
+    w.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(approver), Some(json!({ "comment": "ok" }))).await.data();
+}
+
+async fn image(w: &World) -> String {
+    let kube = env::kube_admin().await;
+    let d = Api::<Deployment>::namespaced(kube, &w.namespace).get("svc-a").await.unwrap();
+    d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap()
+}
+
+#[tokio::test]
+async fn rollback_reapplies_the_previous_release_through_the_inbox() {
+    let w = world().await;
+    let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
+    let mut ids = Vec::new();
+    for tag in ["v1.0.0", "v2.0.0"] {
+        let p = preview(&w, &w.dev, tag).await;
+        let a = apply(&w, &w.dev, Some(&p["preview_ref"]), tag).await;
+        let id = a.data()["release_id"].as_str().unwrap().to_string();
+        approve(&w, &approver, a.data()["approval_ticket"].as_str().unwrap()).await;
+        wait_status(&w, &w.dev, &id, "applied").await;
+        ids.push(id);
+    }
+    assert_eq!(image(&w).await, "registry.invalid/svc-a:v2.0.0");
+
+    // The first release has nothing earlier to roll back to.
+    let none = w.app.rest("POST", &format!("/api/v1/deploy/releases/{}/rollback", ids[0]), Some(&w.dev), Some(json!({}))).await;
+    assert_eq!(none.error_key(), "release_state_invalid");
+
+    let rb = w.app.rest("POST", &format!("/api/v1/deploy/releases/{}/rollback", ids[1]), Some(&w.dev), Some(json!({}))).await;
+    let rb = rb.data().clone();
+    assert_eq!((rb["status"].as_str(), rb["rollback_to"].as_str()), (Some("pending_approval"), Some(ids[0].as_str())));
+    approve(&w, &approver, rb["approval_ticket"].as_str().unwrap()).await;
+    wait_status(&w, &w.dev, &ids[1], "rolled_back").await;
+    assert_eq!(image(&w).await, "registry.invalid/svc-a:v1.0.0", "the cluster runs the previous image again");
+    let actions = timeline(&w, &w.dev, &ids[1]).await;
+    let tail: Vec<&str> = actions.iter().map(String::as_str).skip_while(|a| *a != "release.rollback_requested").collect();
+    assert_eq!(tail, ["release.rollback_requested", "release.pending_approval", "approval.ticket_created", "approval.ticket_approved", "release.approved", "release.applying", "release.rollback_completed"]);
+}
+
+#[tokio::test]
+async fn tickets_expire_by_the_scheduler_and_the_release_with_them() {
+    env::shared();
+    let app = opspilot_tests::spawn_app_with(|c| {
+        c.approval_ttl_seconds = Some(1);
+        c.scheduler_interval_ms = 200;
+    })
+    .await;
+    let (dev, approver) = app.demo_users().await;
+    let admin = app.admin().await;
+    let kube = env::kube_admin().await;
+    let namespace = env::fresh_namespace(&kube).await;
+    let kubeconfig = std::fs::read_to_string(env::shared()["k8s"]["adminKubeconfig"].as_str().unwrap()).unwrap();
+    app.rest("POST", "/api/v1/clusters/import/kubeconfig", Some(&admin), Some(json!({ "name": "k8s-prod-platform", "project_id": "proj-alpha", "team_id": "team-app", "kubeconfig": kubeconfig }))).await.data();
+    app.rest("POST", "/api/v1/deploy/services", Some(&admin), Some(json!({ "name": "svc-a", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": TEMPLATE, "default_variables": { "replicas": "1" } }))).await.data();
+    app.rest("POST", "/api/v1/deploy/targets", Some(&admin), Some(json!({ "name": "target-k8s-prod", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "env": "production", "cluster_id": "k8s-prod-platform", "namespace": namespace }))).await.data();
+    let w = World { app, dev: dev.clone(), namespace };
+    let p = preview(&w, &dev, "v9").await;
+    let a = apply(&w, &dev, Some(&p["preview_ref"]), "v9").await;
+    let ticket = a.data()["approval_ticket"].as_str().unwrap().to_string();
+    let release_id = a.data()["release_id"].as_str().unwrap().to_string();
+
+    // Assign and comment while it is pending.
+    w.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/assign"), Some(&approver), Some(json!({ "assigned_to": "approver_user", "comment": "oncall reviewer" }))).await.data();
+    w.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/comment"), Some(&dev), Some(json!({ "comment": "please look" }))).await.data();
+    let assigned = w.app.rest("GET", "/api/v1/approvals/inbox?assigned_to=approver_user", Some(&approver), None).await;
+    assert_eq!(assigned.data()["total"], 1);
+
+    wait_status(&w, &dev, &release_id, "expired").await;
+    let late = w.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&approver), Some(json!({}))).await;
+    assert_eq!((late.body["code"].as_i64(), late.error_key()), (Some(35005), "approval_ticket_expired"));
+    let detail = w.app.rest("GET", &format!("/api/v1/approvals/inbox/{ticket}"), Some(&approver), None).await;
+    assert_eq!(detail.data()["item"]["status"], "expired");
+    let acts: Vec<&str> = detail.data()["timeline"].as_array().unwrap().iter().map(|a| a["action"].as_str().unwrap()).collect();
+    assert_eq!(acts[..4], ["created", "assigned", "commented", "expired"]);
+    let expired = w.app.rest("GET", "/api/v1/audit/events?action=approval.ticket_expired", Some(&admin), None).await;
+    assert_eq!(expired.data()["list"][0]["source"], "system_scheduler");
 }
