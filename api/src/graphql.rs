@@ -10,7 +10,9 @@ use opspilot_commands::identity::NewUser;
 use opspilot_domain::{ErrorCode, Principal};
 use opspilot_projections::audit_log::{self, AuditEntry as AuditRow, AuditFilter};
 use opspilot_commands::clusters::{CertParts, ClusterPlacement};
-use opspilot_projections::{accounts, clusters, PageRequest};
+use opspilot_commands::releases::{ApplyRequest, PreviewRequest};
+use opspilot_projections::inbox::{self, InboxQuery};
+use opspilot_projections::{accounts, clusters, releases, PageRequest};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
@@ -260,6 +262,175 @@ pub struct ClusterCertInput {
     pub client_key: Option<String>,
 }
 
+/// A release as shown everywhere: state name, label and color are one table.
+#[derive(SimpleObject)]
+pub struct Release {
+    pub id: Uuid,
+    pub service_id: Uuid,
+    pub target_id: Uuid,
+    pub project_id: Uuid,
+    pub team_id: Uuid,
+    pub runtime_type: String,
+    pub env: String,
+    pub strategy: String,
+    pub status: String,
+    pub status_label_en: String,
+    pub status_label_zh: String,
+    pub status_color: String,
+    pub preview_ref: Option<String>,
+    pub approval_ticket: Option<String>,
+    pub variables: Json<Value>,
+    pub last_error_key: Option<String>,
+    pub last_summary: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<releases::ReleaseView> for Release {
+    fn from(r: releases::ReleaseView) -> Self {
+        Release {
+            id: r.id,
+            service_id: r.service_id,
+            target_id: r.target_id,
+            project_id: r.project_id,
+            team_id: r.team_id,
+            runtime_type: r.runtime_type,
+            env: r.env,
+            strategy: r.strategy,
+            status: r.status,
+            status_label_en: r.status_label_en,
+            status_label_zh: r.status_label_zh,
+            status_color: r.status_color,
+            preview_ref: r.preview_ref,
+            approval_ticket: r.approval_ticket,
+            variables: Json(r.variables),
+            last_error_key: r.last_error_key,
+            last_summary: r.last_summary,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// One approval ticket in the global inbox.
+#[derive(SimpleObject)]
+pub struct InboxItem {
+    pub ticket: String,
+    pub scope_type: String,
+    pub scope_id: String,
+    pub project_id: Uuid,
+    pub team_id: Uuid,
+    pub environment_id: Option<String>,
+    pub runtime_type: String,
+    pub risk_level: String,
+    pub priority: String,
+    pub status: String,
+    pub requested_by: Uuid,
+    pub assigned_to: Option<Uuid>,
+    pub required_role: String,
+    pub source: String,
+    pub summary: String,
+    pub detail: Json<Value>,
+    pub expires_at: DateTime<Utc>,
+    pub sla_due_at: DateTime<Utc>,
+    pub overdue: bool,
+    pub approved_at: Option<DateTime<Utc>>,
+    pub approved_by: Option<Uuid>,
+    pub rejected_at: Option<DateTime<Utc>>,
+    pub rejected_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<inbox::InboxItem> for InboxItem {
+    fn from(i: inbox::InboxItem) -> Self {
+        InboxItem {
+            ticket: i.ticket,
+            scope_type: i.scope_type,
+            scope_id: i.scope_id,
+            project_id: i.project_id,
+            team_id: i.team_id,
+            environment_id: i.environment_id,
+            runtime_type: i.runtime_type,
+            risk_level: i.risk_level,
+            priority: i.priority,
+            status: i.status,
+            requested_by: i.requested_by,
+            assigned_to: i.assigned_to,
+            required_role: i.required_role,
+            source: i.source,
+            summary: i.summary,
+            detail: Json(i.detail),
+            expires_at: i.expires_at,
+            sla_due_at: i.sla_due_at,
+            overdue: i.overdue,
+            approved_at: i.approved_at,
+            approved_by: i.approved_by,
+            rejected_at: i.rejected_at,
+            rejected_by: i.rejected_by,
+            created_at: i.created_at,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+/// The inbox stats strip.
+#[derive(SimpleObject)]
+pub struct InboxStats {
+    pub pending: i64,
+    pub overdue: i64,
+    pub expiring_15m: i64,
+}
+
+/// A page of the inbox with its stats.
+#[derive(SimpleObject)]
+pub struct InboxPage {
+    pub list: Vec<InboxItem>,
+    pub total: i64,
+    pub page: i64,
+    pub page_size: i64,
+    pub stats: InboxStats,
+}
+
+/// The inbox filters of the seed.
+#[derive(InputObject, Default)]
+pub struct InboxFilter {
+    /// mine (default), pending or all.
+    pub view: Option<String>,
+    pub status: Option<Vec<String>>,
+    pub scope_type: Option<Vec<String>>,
+    pub project: Option<String>,
+    pub team: Option<String>,
+    pub environment_id: Option<String>,
+    pub runtime_type: Option<String>,
+    pub risk_level: Option<String>,
+    pub priority: Option<String>,
+    pub assigned_to: Option<String>,
+    pub requested_by: Option<String>,
+    pub q: Option<String>,
+    /// 15m, 1h or today.
+    pub expiring: Option<String>,
+    /// priority, expires_at, sla_due_at or created_at.
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
+}
+
+/// What to preview or apply (names or ids).
+#[derive(InputObject)]
+pub struct ReleaseInput {
+    pub service: String,
+    pub target: String,
+    pub env: String,
+    pub strategy: Option<String>,
+    pub variables: Option<Json<std::collections::BTreeMap<String, String>>>,
+}
+
+impl ReleaseInput {
+    fn request(self) -> PreviewRequest {
+        PreviewRequest { service: self.service, target: self.target, env: self.env, strategy: self.strategy, variables: self.variables.map(|v| v.0).unwrap_or_default() }
+    }
+}
+
 /// A login session.
 #[derive(SimpleObject)]
 pub struct Session {
@@ -397,6 +568,49 @@ impl Query {
         Ok(c.map(Into::into))
     }
 
+    /// One release (visible to the caller).
+    async fn release(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<Option<Release>> {
+        let r = releases::get(&state(ctx).pool, principal(ctx)?, id).await.map_err(|e| gql(e, ctx))?;
+        Ok(r.map(Into::into))
+    }
+
+    /// A release's timeline: its events and its tickets', in log order.
+    async fn release_timeline(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<Vec<AuditEntry>> {
+        let list = audit_log::release_timeline(&state(ctx).pool, principal(ctx)?, &id.to_string()).await.map_err(|e| gql(e, ctx))?;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+
+    /// The global approval inbox.
+    async fn inbox(&self, ctx: &Context<'_>, filter: Option<InboxFilter>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<InboxPage> {
+        use opspilot_commands::ids::resolve;
+        let f = filter.unwrap_or_default();
+        let q = InboxQuery {
+            view: f.view,
+            status: f.status.unwrap_or_default(),
+            scope_type: f.scope_type.unwrap_or_default(),
+            project_id: f.project.map(|v| resolve("project", &v)),
+            team_id: f.team.map(|v| resolve("team", &v)),
+            environment_id: f.environment_id,
+            runtime_type: f.runtime_type,
+            risk_level: f.risk_level,
+            priority: f.priority,
+            assigned_to: f.assigned_to.map(|v| resolve("user", &v)),
+            requested_by: f.requested_by.map(|v| resolve("user", &v)),
+            q: f.q,
+            expiring: f.expiring,
+            sort_by: f.sort_by,
+            sort_order: f.sort_order,
+        };
+        let r = inbox::list(&state(ctx).pool, principal(ctx)?, &q, Utc::now(), PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
+        Ok(InboxPage {
+            list: r.page.list.into_iter().map(Into::into).collect(),
+            total: r.page.total,
+            page: r.page.page,
+            page_size: r.page.page_size,
+            stats: InboxStats { pending: r.stats.pending, overdue: r.stats.overdue, expiring_15m: r.stats.expiring_15m },
+        })
+    }
+
     /// The error dictionary.
     async fn error_dictionary(&self) -> Vec<ErrorEntry> {
         opspilot_domain::DICTIONARY
@@ -514,6 +728,50 @@ impl Mutation {
         Ok(settled(ctx, h).await)
     }
 
+    /// Previews a release (mandatory before apply).
+    async fn preview_release(&self, ctx: &Context<'_>, input: ReleaseInput) -> GqlResult<CommandResult> {
+        let r = input.request();
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.preview_release(&command_ctx(ctx)?, &r)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Applies a previewed release (the parameters must match the preview).
+    async fn apply_release(&self, ctx: &Context<'_>, preview_ref: Option<String>, input: ReleaseInput) -> GqlResult<CommandResult> {
+        let req = ApplyRequest { preview_ref, params: input.request() };
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.apply_release(&command_ctx(ctx)?, &req)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Rolls an applied release back to the previous one.
+    async fn rollback_release(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.rollback_release(&command_ctx(ctx)?, id)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Approves a ticket of the inbox.
+    async fn approve_ticket(&self, ctx: &Context<'_>, ticket: String, comment: Option<String>) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.approve_ticket(&command_ctx(ctx)?, &ticket, comment)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Rejects a ticket of the inbox.
+    async fn reject_ticket(&self, ctx: &Context<'_>, ticket: String, comment: Option<String>) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.reject_ticket(&command_ctx(ctx)?, &ticket, comment)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Assigns a ticket to an approver (id or name).
+    async fn assign_ticket(&self, ctx: &Context<'_>, ticket: String, assignee: String, comment: Option<String>) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.assign_ticket(&command_ctx(ctx)?, &ticket, &assignee, comment)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Comments on a ticket.
+    async fn comment_ticket(&self, ctx: &Context<'_>, ticket: String, comment: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.comment_ticket(&command_ctx(ctx)?, &ticket, &comment)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
     /// Seals and stores a secret; answers its id and fingerprint only.
     async fn store_credential(&self, ctx: &Context<'_>, name: String, kind: String, secret: String, project: Option<String>) -> GqlResult<CommandResult> {
         let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.store_credential(&command_ctx(ctx)?, &name, &kind, &secret, project.as_deref())).await.map_err(|e| e.into_graphql())?;
@@ -524,8 +782,41 @@ impl Mutation {
 /// Live updates.
 pub struct Subscription;
 
+fn live(ctx: &Context<'_>, keep: impl Fn(&AuditRow) -> bool + Send + Sync + 'static) -> BoxStream<'static, GqlResult<AuditEntry>> {
+    let p = match principal(ctx) {
+        Ok(p) => p.clone(),
+        Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
+    };
+    let rx = state(ctx).runner.applied.subscribe();
+    BroadcastStream::new(rx)
+        .filter_map(move |item| {
+            let out = item.ok().map(|e| AuditRow::from_event(&e)).filter(|row| audit_log::visible_to(&p, row.project_id.as_deref(), &row.actor_id) && keep(row));
+            async move { out.map(|row| Ok(row.into())) }
+        })
+        .boxed()
+}
+
 #[Subscription]
 impl Subscription {
+    /// A release's status changes (its own events), live.
+    async fn release_status_changed(&self, ctx: &Context<'_>, id: Uuid) -> BoxStream<'static, GqlResult<AuditEntry>> {
+        let id = id.to_string();
+        live(ctx, move |r| r.resource_type == "deployment_release" && r.resource_id == id)
+    }
+
+    /// Appends to a release's timeline (release and ticket events), live.
+    async fn timeline_appended(&self, ctx: &Context<'_>, id: Uuid) -> BoxStream<'static, GqlResult<AuditEntry>> {
+        let id = id.to_string();
+        live(ctx, move |r| {
+            (r.resource_type == "deployment_release" && r.resource_id == id) || (r.resource_type == "approval_ticket" && r.detail.get("scope_id").and_then(|v| v.as_str()) == Some(id.as_str()))
+        })
+    }
+
+    /// Every change of the inbox the caller may see, live.
+    async fn inbox_changed(&self, ctx: &Context<'_>) -> BoxStream<'static, GqlResult<AuditEntry>> {
+        live(ctx, |r| r.domain == "approval")
+    }
+
     /// Events as the read models apply them, scoped to the caller and filtered.
     async fn audit_events(&self, ctx: &Context<'_>, filter: Option<AuditFilterInput>) -> BoxStream<'static, GqlResult<AuditEntry>> {
         let p = match principal(ctx).and_then(|p| p.require("audit:read").map(|_| p.clone()).map_err(|e| gql(e, ctx))) {

@@ -405,3 +405,64 @@ async fn tickets_expire_by_the_scheduler_and_the_release_with_them() {
     let expired = w.app.rest("GET", "/api/v1/audit/events?action=approval.ticket_expired", Some(&admin), None).await;
     assert_eq!(expired.data()["list"][0]["source"], "system_scheduler");
 }
+
+#[tokio::test]
+async fn one_timeline_through_graphql_rest_and_replay_with_live_updates() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let w = world().await;
+    let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
+    let input = json!({ "service": "svc-a", "target": "target-k8s-prod", "env": "production", "strategy": "rolling", "variables": { "image_tag": "v7" } });
+    let ai = |q: &str, vars: Value, token: &str| {
+        let req = w.app.http.post(w.app.url("/graphql")).bearer_auth(token).header("x-opspilot-source", "ai_command_center").json(&json!({ "query": q, "variables": vars }));
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let p = ai("mutation($i: ReleaseInput!) { previewRelease(input: $i) { result } }", json!({ "i": input }), &w.dev).await;
+    let p = &p["data"]["previewRelease"]["result"];
+    let release_id = p["release_id"].as_str().expect("preview through GraphQL").to_string();
+
+    // Live: subscribe to the release's timeline before it moves on.
+    let mut req = format!("ws://{}/graphql/ws", w.app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws.send(Message::text(json!({ "type": "connection_init", "payload": { "token": w.dev } }).to_string())).await.unwrap();
+    ws.next().await.unwrap().unwrap();
+    let sub = json!({ "id": "t", "type": "subscribe", "payload": { "query": format!("subscription {{ timelineAppended(id: \"{release_id}\") {{ action source }} }}") } });
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let a = ai("mutation($r: String, $i: ReleaseInput!) { applyRelease(previewRef: $r, input: $i) { result } }", json!({ "r": p["preview_ref"], "i": input }), &w.dev).await;
+    let ticket = a["data"]["applyRelease"]["result"]["approval_ticket"].as_str().expect("apply through GraphQL").to_string();
+    let inbox = ai("{ inbox(filter: {view: \"mine\"}) { total stats { pending } list { ticket source status } } }", json!({}), &approver).await;
+    assert_eq!(inbox["data"]["inbox"]["list"][0]["source"], "ai_command_center");
+    assert_eq!(inbox["data"]["inbox"]["stats"]["pending"], 1);
+    let ok = ai("mutation($t: String!) { approveTicket(ticket: $t, comment: \"go\") { result } }", json!({ "t": ticket }), &approver).await;
+    assert!(ok["errors"].is_null(), "{ok}");
+    wait_status(&w, &w.dev, &release_id, "applied").await;
+
+    let mut live = Vec::new();
+    while live.last().map(String::as_str) != Some("release.applied") {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(20), ws.next()).await.expect("live update").unwrap().unwrap();
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            live.push(v["payload"]["data"]["timelineAppended"]["action"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(live, ["release.apply_requested", "release.pending_approval", "approval.ticket_created", "approval.ticket_approved", "release.approved", "release.applying", "release.applied"]);
+
+    let rest = w.app.rest("GET", &format!("/api/v1/deploy/releases/{release_id}/timeline"), Some(&w.dev), None).await;
+    let from_rest: Vec<(i64, String)> = rest.data()["list"].as_array().unwrap().iter().map(|e| (e["position"].as_i64().unwrap(), e["action"].as_str().unwrap().into())).collect();
+    let g = ai(&format!("{{ releaseTimeline(id: \"{release_id}\") {{ position action }} }}"), json!({}), &approver).await;
+    let from_gql: Vec<(i64, String)> = g["data"]["releaseTimeline"].as_array().unwrap().iter().map(|e| (e["position"].as_i64().unwrap(), e["action"].as_str().unwrap().into())).collect();
+    let mut from_replay: Vec<(i64, String)> = Vec::new();
+    for stream in [format!("release-{release_id}"), format!("approval-{ticket}")] {
+        let (code, out, err) = opspilot_tests::cli(&w.app.db.url, &["replay", "--stream", &stream], &[]);
+        assert_eq!(code, 0, "{err}");
+        from_replay.extend(out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).map(|e| (e["position"].as_i64().unwrap(), e["action"].as_str().unwrap().to_string())));
+    }
+    from_replay.retain(|(_, a)| a != "approval.ticket_viewed");
+    from_replay.sort();
+    assert_eq!(from_rest, from_gql);
+    assert_eq!(from_rest, from_replay);
+    assert_eq!(from_rest.len(), 9);
+}
