@@ -171,7 +171,7 @@ async fn main() -> anyhow::Result<()> {
             let password = std::env::var("OPSPILOT_DEMO_PASSWORD").context("set OPSPILOT_DEMO_PASSWORD (8+ characters) for the demo users")?;
             let commands = commands().await?;
             demo_data(&commands, &password).await?;
-            println!("demo data loaded: project proj-alpha, team team-app, users admin, dev_user (operator), approver_user (approver)");
+            println!("demo data loaded: project proj-alpha, team team-app, users admin, dev_user (operator), approver_user (approver), service svc-a{}", if std::env::var("OPSPILOT_DEMO_KUBECONFIG").is_ok() { ", cluster k8s-prod-platform, target target-k8s-prod" } else { "" });
         }
         Command::Schema => print!("{}", opspilot_api::graphql::sdl()),
     }
@@ -189,7 +189,26 @@ async fn commands() -> anyhow::Result<Commands> {
     Ok(Commands::new(pool, config::master_key()?))
 }
 
-/// The seed's demo identities and scopes; re-running it changes nothing.
+/// svc-a's manifest template: a Deployment whose image tag is a variable.
+const SVC_A_TEMPLATE: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ service }}
+  labels: { app: {{ service }} }
+spec:
+  replicas: {{ replicas }}
+  selector: { matchLabels: { app: {{ service }} } }
+  template:
+    metadata: { labels: { app: {{ service }} } }
+    spec:
+      containers:
+      - name: app
+        image: {{ image_repo }}:{{ image_tag }}
+"#;
+
+/// The seed's demo identities and scopes, svc-a, and — when
+/// OPSPILOT_DEMO_KUBECONFIG names a kubeconfig — the cluster k8s-prod-platform
+/// and target-k8s-prod; re-running it changes nothing.
 async fn demo_data(commands: &Commands, password: &str) -> anyhow::Result<()> {
     let ctx = CommandContext::system(Source::ApiDirect);
     let exists = |r: Result<opspilot_commands::Handled, opspilot_commands::CommandError>| match r {
@@ -205,6 +224,41 @@ async fn demo_data(commands: &Commands, password: &str) -> anyhow::Result<()> {
         if user != "admin" {
             commands.add_team_member(&ctx, "team-app", user).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
         }
+    }
+    // The catalog is managed by admins: demo-data acts as the admin account.
+    let admin = opspilot_domain::Principal {
+        user_id: opspilot_commands::ids::id_for("user", "admin"),
+        username: "admin".into(),
+        roles: [opspilot_domain::Role::Admin].into(),
+        team_ids: Default::default(),
+        project_ids: Default::default(),
+        api_token_id: None,
+    };
+    let actx = CommandContext::user(admin, Source::ApiDirect);
+    let svc = opspilot_commands::catalog::NewService {
+        name: "svc-a".into(),
+        project: "proj-alpha".into(),
+        team: "team-app".into(),
+        runtime_type: "k8s".into(),
+        manifest_template: SVC_A_TEMPLATE.into(),
+        default_variables: [("replicas".to_string(), "2".to_string()), ("image_repo".to_string(), "registry.local/svc-a".to_string())].into(),
+        risk_level: Some("high".into()),
+    };
+    exists(commands.create_service(&actx, svc).await)?;
+    if let Ok(path) = std::env::var("OPSPILOT_DEMO_KUBECONFIG") {
+        let kubeconfig = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let placement = opspilot_commands::clusters::ClusterPlacement { name: "k8s-prod-platform".into(), project: "proj-alpha".into(), team: "team-app".into(), labels: Default::default() };
+        exists(commands.import_cluster_kubeconfig(&actx, &placement, &kubeconfig).await)?;
+        let target = opspilot_commands::catalog::NewTarget {
+            name: "target-k8s-prod".into(),
+            project: "proj-alpha".into(),
+            team: "team-app".into(),
+            runtime_type: "k8s".into(),
+            env: "production".into(),
+            cluster: Some("k8s-prod-platform".into()),
+            namespace: Some(std::env::var("OPSPILOT_DEMO_NAMESPACE").unwrap_or_else(|_| "prod".into())),
+        };
+        exists(commands.create_target(&actx, target).await)?;
     }
     Ok(())
 }

@@ -164,10 +164,12 @@ async fn demo_data_user_create_replay_verify_and_rebuild_work_from_the_command_l
     let (code, _, err) = cli(&db.url, &["demo-data"], &[]);
     assert_ne!(code, 0, "demo-data needs a password");
     assert!(err.contains("OPSPILOT_DEMO_PASSWORD"));
+    opspilot_tests::env::shared();
+    let kubeconfig = opspilot_tests::env::shared()["k8s"]["adminKubeconfig"].as_str().unwrap().to_string();
     for _ in 0..2 {
-        let (code, out, err) = cli(&db.url, &["demo-data"], &[("OPSPILOT_DEMO_PASSWORD", "demo-password-1")]);
+        let (code, out, err) = cli(&db.url, &["demo-data"], &[("OPSPILOT_DEMO_PASSWORD", "demo-password-1"), ("OPSPILOT_DEMO_KUBECONFIG", &kubeconfig)]);
         assert_eq!(code, 0, "{err}");
-        assert!(out.contains("proj-alpha"));
+        assert!(out.contains("proj-alpha") && out.contains("svc-a") && out.contains("target-k8s-prod"), "{out}");
     }
     let (code, _, err) = cli(&db.url, &["user", "create", "--username", "ops_lead", "--role", "approver", "--team", "team-app"], &[("OPSPILOT_USER_PASSWORD", "lead-password-1")]);
     assert_eq!(code, 0, "{err}");
@@ -178,6 +180,10 @@ async fn demo_data_user_create_replay_verify_and_rebuild_work_from_the_command_l
     let dev = dev["data"]["token"].as_str().expect("dev_user logs in").to_string();
     let lead = post(&server.base, "/api/v1/auth/login", None, json!({ "username": "ops_lead", "password": "lead-password-1" })).await;
     assert_eq!(lead["code"], 1000);
+    let targets = get(&server.base, "/api/v1/deploy/targets", &dev).await;
+    assert_eq!(targets["data"]["list"][0]["name"], "target-k8s-prod");
+    let services = get(&server.base, "/api/v1/deploy/services", &dev).await;
+    assert_eq!(services["data"]["list"][0]["name"], "svc-a");
     let users = get(&server.base, "/api/v1/users", &dev).await;
     let names: Vec<&str> = users["data"]["list"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["approver_user", "dev_user", "ops_lead"]);
