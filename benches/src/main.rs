@@ -165,5 +165,61 @@ async fn main() -> anyhow::Result<()> {
         let n = opspilot_projections::runner::rebuild(&pool, &p).await?;
         println!("{}: {:.0} events/s", p.name, n as f64 / started.elapsed().as_secs_f64());
     }
+    inbox_bench(&pool).await?;
+    Ok(())
+}
+
+/// Inbox `mine` query latency with 100k and 1M tickets in the read model
+/// (rows generated straight into the projection table: this measures the query).
+async fn inbox_bench(pool: &Pool) -> anyhow::Result<()> {
+    use opspilot_projections::inbox::{self, InboxQuery};
+    use opspilot_projections::PageRequest;
+    println!("\n## Inbox `mine` query (50 projects, 1 in 5 tickets pending; a team member's default view, page of 20)");
+    println!("| tickets | p50 | p99 | admin `pending` p50 | admin `pending` p99 |");
+    println!("|---|---|---|---|---|");
+    let projects: Vec<Uuid> = (0..50).map(|i| Uuid::from_u128(0x5000 + i)).collect();
+    for n in [100_000i64, 1_000_000] {
+        let c = pool.get().await?;
+        c.batch_execute("TRUNCATE approval_inbox_items").await?;
+        c.execute(
+            "INSERT INTO approval_inbox_items (ticket, scope_type, scope_id, project_id, team_id, runtime_type, risk_level, priority, status,
+                requested_by, required_role, source, summary, detail, expires_at, sla_due_at, created_at, updated_at)
+             SELECT 'dep-appr-' || g, 'release', g::text, ($2::uuid[])[1 + g % 50], ($2::uuid[])[1 + g % 50], 'k8s',
+                (ARRAY['low','medium','high','critical'])[1 + g % 4], (ARRAY['p3','p2','p1','p0'])[1 + g % 4],
+                CASE WHEN g % 5 = 0 THEN 'pending' ELSE (ARRAY['approved','rejected','expired'])[1 + g % 3] END,
+                gen_random_uuid(), 'deploy:release:approve', 'deployment_ui', 'release svc-' || (g % 300) || ' v' || g, '{}',
+                now() + (g % 7200) * interval '1 second', now() + (g % 3600) * interval '1 second' - interval '30 minutes',
+                now() - (g % 86400) * interval '1 second', now()
+             FROM generate_series(1, $1::bigint) g",
+            &[&n, &projects],
+        )
+        .await?;
+        c.batch_execute("ANALYZE approval_inbox_items").await?;
+        drop(c);
+        let member = opspilot_domain::Principal {
+            user_id: Uuid::new_v4(),
+            username: "approver".into(),
+            roles: [opspilot_domain::Role::Approver].into(),
+            team_ids: [projects[7]].into(),
+            project_ids: [projects[7]].into(),
+            api_token_id: None,
+        };
+        let admin = opspilot_domain::Principal { roles: [opspilot_domain::Role::Admin].into(), ..member.clone() };
+        let measure = async |p: &opspilot_domain::Principal, view: &str| -> anyhow::Result<(f64, f64)> {
+            let q = InboxQuery { view: Some(view.into()), ..Default::default() };
+            let mut lat = Vec::new();
+            for _ in 0..100 {
+                let started = Instant::now();
+                inbox::list(pool, p, &q, Utc::now(), PageRequest::new(None, None)).await?;
+                lat.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            lat.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            Ok((pct(&lat, 0.5), pct(&lat, 0.99)))
+        };
+        let (m50, m99) = measure(&member, "mine").await?;
+        let (a50, a99) = measure(&admin, "pending").await?;
+        println!("| {n} | {m50:.1} ms | {m99:.1} ms | {a50:.1} ms | {a99:.1} ms |");
+    }
+    pool.get().await?.batch_execute("TRUNCATE approval_inbox_items").await?;
     Ok(())
 }

@@ -297,6 +297,17 @@ impl Commands {
             crate::CommandError::Domain(d) => d.detail.clone(),
             crate::CommandError::Store(_) => "storage failure".into(),
         };
+        let op = if rollback { "rollback" } else { "apply" }.to_string();
+        let cluster_id = {
+            let spec = release.spec.as_ref().expect("scoped release has a spec");
+            let (target, _) = self.load::<DeployTarget>(&stream_id_of::<DeployTarget>(spec.target_id)).await?;
+            target.cluster_id
+        };
+        let fact = match &outcome {
+            Ok(summary) => opspilot_domain::k8s::K8sEvent::DeployApplySucceeded { release_id, cluster_id, operation: op, summary: summary.clone() },
+            Err(e) => opspilot_domain::k8s::K8sEvent::DeployApplyFailed { release_id, cluster_id, operation: op, error_key: e.code().key().into(), summary: why(e) },
+        };
+        self.record(&ctx, &format!("k8s-release-{release_id}"), &scope, &[fact]).await?;
         let cmd = match (&outcome, rollback) {
             (Ok(summary), false) => ReleaseCommand::Applied { summary: summary.clone() },
             (Err(e), false) => ReleaseCommand::Failed { error_key: ErrorCode::ReleaseApplyFailed, summary: why(e) },

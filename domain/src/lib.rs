@@ -9,6 +9,7 @@ pub mod credential;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod k8s;
 pub mod name;
 pub mod rbac;
 pub mod release;

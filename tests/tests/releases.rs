@@ -200,7 +200,8 @@ async fn main_path_preview_apply_approve_applied_and_the_cluster_runs_the_new_im
         actions,
         [
             "release.draft_created", "release.previewed", "release.apply_requested", "release.pending_approval",
-            "approval.ticket_created", "approval.ticket_approved", "release.approved", "release.applying", "release.applied"
+            "approval.ticket_created", "approval.ticket_approved", "release.approved", "release.applying",
+            "k8s.deploy_apply_succeeded", "release.applied"
         ]
     );
     // The same timeline for the approver.
@@ -364,7 +365,13 @@ async fn rollback_reapplies_the_previous_release_through_the_inbox() {
     assert_eq!(image(&w).await, "registry.invalid/svc-a:v1.0.0", "the cluster runs the previous image again");
     let actions = timeline(&w, &w.dev, &ids[1]).await;
     let tail: Vec<&str> = actions.iter().map(String::as_str).skip_while(|a| *a != "release.rollback_requested").collect();
-    assert_eq!(tail, ["release.rollback_requested", "release.pending_approval", "approval.ticket_created", "approval.ticket_approved", "release.approved", "release.applying", "release.rollback_completed"]);
+    assert_eq!(
+        tail,
+        [
+            "release.rollback_requested", "release.pending_approval", "approval.ticket_created", "approval.ticket_approved", "release.approved",
+            "release.applying", "k8s.deploy_apply_succeeded", "release.rollback_completed"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -448,14 +455,20 @@ async fn one_timeline_through_graphql_rest_and_replay_with_live_updates() {
             live.push(v["payload"]["data"]["timelineAppended"]["action"].as_str().unwrap().to_string());
         }
     }
-    assert_eq!(live, ["release.apply_requested", "release.pending_approval", "approval.ticket_created", "approval.ticket_approved", "release.approved", "release.applying", "release.applied"]);
+    assert_eq!(
+        live,
+        [
+            "release.apply_requested", "release.pending_approval", "approval.ticket_created", "approval.ticket_approved", "release.approved",
+            "release.applying", "k8s.deploy_apply_succeeded", "release.applied"
+        ]
+    );
 
     let rest = w.app.rest("GET", &format!("/api/v1/deploy/releases/{release_id}/timeline"), Some(&w.dev), None).await;
     let from_rest: Vec<(i64, String)> = rest.data()["list"].as_array().unwrap().iter().map(|e| (e["position"].as_i64().unwrap(), e["action"].as_str().unwrap().into())).collect();
     let g = ai(&format!("{{ releaseTimeline(id: \"{release_id}\") {{ position action }} }}"), json!({}), &approver).await;
     let from_gql: Vec<(i64, String)> = g["data"]["releaseTimeline"].as_array().unwrap().iter().map(|e| (e["position"].as_i64().unwrap(), e["action"].as_str().unwrap().into())).collect();
     let mut from_replay: Vec<(i64, String)> = Vec::new();
-    for stream in [format!("release-{release_id}"), format!("approval-{ticket}")] {
+    for stream in [format!("release-{release_id}"), format!("approval-{ticket}"), format!("k8s-release-{release_id}")] {
         let (code, out, err) = opspilot_tests::cli(&w.app.db.url, &["replay", "--stream", &stream], &[]);
         assert_eq!(code, 0, "{err}");
         from_replay.extend(out.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).map(|e| (e["position"].as_i64().unwrap(), e["action"].as_str().unwrap().to_string())));
@@ -464,5 +477,5 @@ async fn one_timeline_through_graphql_rest_and_replay_with_live_updates() {
     from_replay.sort();
     assert_eq!(from_rest, from_gql);
     assert_eq!(from_rest, from_replay);
-    assert_eq!(from_rest.len(), 9);
+    assert_eq!(from_rest.len(), 10);
 }
