@@ -45,6 +45,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut commands = Commands::new(pool.clone(), config.master_key.clone());
     commands.preview_ttl = chrono::Duration::seconds(config.preview_ttl_seconds.max(1));
     commands.ticket_ttl_override = config.approval_ttl_seconds.map(|s| chrono::Duration::seconds(s.max(1)));
+    commands.approval_policy = opspilot_commands::ApprovalPolicy {
+        envs: config.approval_envs.clone(),
+        min_risk: opspilot_domain::approval::RiskLevel::parse(&config.approval_min_risk).map_err(|e| anyhow::anyhow!("OPSPILOT_APPROVAL_MIN_RISK: {e}"))?,
+    };
     let wake = opspilot_eventstore::notify::spawn_listener(config.database_url.clone());
     let runner = runner::spawn(pool.clone(), opspilot_projections::all(), wake, Duration::from_millis(500));
     let state = AppState::new(pool, commands, runner, Arc::new(Metrics::new()), config.login_attempts_per_minute);

@@ -21,6 +21,8 @@ pub struct Config {
     pub preview_ttl_seconds: i64,
     pub approval_ttl_seconds: Option<i64>,
     pub scheduler_interval_ms: u64,
+    pub approval_envs: Vec<String>,
+    pub approval_min_risk: String,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -84,6 +86,8 @@ impl Config {
             preview_ttl_seconds: env_num("OPSPILOT_PREVIEW_TTL_SECONDS", 1800)?,
             approval_ttl_seconds: env("OPSPILOT_APPROVAL_TTL_SECONDS").map(|v| v.trim().parse()).transpose().map_err(|_| anyhow::anyhow!("OPSPILOT_APPROVAL_TTL_SECONDS must be a number"))?,
             scheduler_interval_ms: env_num("OPSPILOT_SCHEDULER_INTERVAL_MS", 5000)?,
+            approval_envs: env("OPSPILOT_APPROVAL_ENVS").unwrap_or_else(|| "production".into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            approval_min_risk: env("OPSPILOT_APPROVAL_MIN_RISK").unwrap_or_else(|| "high".into()),
         })
     }
 
@@ -102,6 +106,8 @@ impl Config {
             preview_ttl_seconds: 1800,
             approval_ttl_seconds: None,
             scheduler_interval_ms: 5000,
+            approval_envs: vec!["production".into()],
+            approval_min_risk: "high".into(),
         }
     }
 }

@@ -513,9 +513,22 @@ async fn release_ticket(s: &AppState, meta: &RequestMeta, id: &str) -> Result<St
     r.approval_ticket.ok_or_else(|| ApiError::new(ErrorCode::ApprovalTicketNotFound, format!("release {id} has no approval ticket")).in_lang(meta.lang))
 }
 
-async fn approve_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(body): Body<CommentBody>) -> ApiResult {
-    let ticket = release_ticket(&s, &meta, &id).await?;
-    decide(&s, &meta, &ticket, body.comment, true).await
+#[derive(Deserialize, Default)]
+struct ApproveReleaseBody {
+    comment: Option<String>,
+    /// The ticket the approver means; one raised for another release is refused.
+    approval_ticket: Option<String>,
+}
+
+async fn approve_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(body): Body<ApproveReleaseBody>) -> ApiResult {
+    let r = find_release(&s, &meta, &id).await?;
+    let ticket = match body.approval_ticket {
+        Some(t) => t,
+        None => release_ticket(&s, &meta, &id).await?,
+    };
+    let h = s.run(meta.lang, s.commands.approve_ticket_for_release(&meta.command_context()?, &ticket, r.id, body.comment)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
 }
 
 async fn reject_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(body): Body<CommentBody>) -> ApiResult {

@@ -117,20 +117,34 @@ impl Commands {
 
     /// Approves a ticket and starts what it was raised for.
     pub async fn approve_ticket(&self, ctx: &CommandContext, ticket: &str, comment: Option<String>) -> Result<Handled> {
-        self.decide_ticket(ctx, ticket, comment, true).await
+        self.decide_ticket(ctx, ticket, comment, true, None).await
+    }
+
+    /// Approves a ticket presented for a given release: a ticket raised for
+    /// another release is refused (`approval_ticket_scope_mismatch`) and the
+    /// attempt recorded.
+    pub async fn approve_ticket_for_release(&self, ctx: &CommandContext, ticket: &str, release_id: uuid::Uuid, comment: Option<String>) -> Result<Handled> {
+        self.decide_ticket(ctx, ticket, comment, true, Some(release_id)).await
     }
 
     /// Rejects a ticket; what it was raised for ends, with the comment visible.
     pub async fn reject_ticket(&self, ctx: &CommandContext, ticket: &str, comment: Option<String>) -> Result<Handled> {
-        self.decide_ticket(ctx, ticket, comment, false).await
+        self.decide_ticket(ctx, ticket, comment, false, None).await
     }
 
-    async fn decide_ticket(&self, ctx: &CommandContext, ticket: &str, comment: Option<String>, approve: bool) -> Result<Handled> {
+    async fn decide_ticket(&self, ctx: &CommandContext, ticket: &str, comment: Option<String>, approve: bool, for_release: Option<uuid::Uuid>) -> Result<Handled> {
         let t = self.visible_ticket(ctx, ticket).await?;
         let facts = t.facts.clone().expect("checked");
         let p = ctx.principal()?.clone();
         let approver = Approver { user_id: p.user_id, has_permission: p.has(&facts.required_permission), in_scope: p.sees_project(facts.project_id) };
-        let binding = self.current_binding(&t).await?;
+        let binding = match for_release {
+            // What the approver says they approve: that release, as it is now.
+            Some(release_id) => {
+                let (r, _) = self.load::<Release>(&stream_id_of::<Release>(release_id)).await?;
+                TicketBinding { scope_type: ScopeType::Release, scope_id: release_id.to_string(), binding_hash: r.binding_hash.unwrap_or_default() }
+            }
+            None => self.current_binding(&t).await?,
+        };
         let cmd = if approve {
             ApprovalCommand::Approve { approver, binding: binding.clone(), comment: comment.clone(), now: ctx.now }
         } else {

@@ -75,6 +75,29 @@ pub struct Commands {
     pub preview_ttl: chrono::Duration,
     /// Overrides the ticket expiry derived from risk (for tests and small teams).
     pub ticket_ttl_override: Option<chrono::Duration>,
+    /// When a release or rollback needs approval.
+    pub approval_policy: ApprovalPolicy,
+}
+
+/// When a release needs approval: its env is one of `envs`, or its risk is at
+/// least `min_risk` (default: env production, or risk high or above).
+#[derive(Debug, Clone)]
+pub struct ApprovalPolicy {
+    pub envs: Vec<String>,
+    pub min_risk: opspilot_domain::approval::RiskLevel,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        ApprovalPolicy { envs: vec!["production".into()], min_risk: opspilot_domain::approval::RiskLevel::High }
+    }
+}
+
+impl ApprovalPolicy {
+    /// True when a release to `env` at `risk` needs a ticket.
+    pub fn requires(&self, env: &str, risk: opspilot_domain::approval::RiskLevel) -> bool {
+        self.envs.iter().any(|e| e == env) || risk >= self.min_risk
+    }
 }
 
 const CONFLICT_RETRIES: usize = 5;
@@ -88,6 +111,7 @@ impl Commands {
             secrets: opspilot_eventstore::secrets::Secrets::new(pool),
             preview_ttl: chrono::Duration::minutes(30),
             ticket_ttl_override: None,
+            approval_policy: ApprovalPolicy::default(),
         }
     }
 

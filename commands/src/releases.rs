@@ -223,7 +223,7 @@ impl Commands {
             Err(_) => String::from("unrenderable"),
         };
         let risk = resolved.service.risk_level.unwrap_or(opspilot_domain::approval::RiskLevel::Medium);
-        let needs_approval = resolved.spec.env == "production" || risk >= opspilot_domain::approval::RiskLevel::High;
+        let needs_approval = self.approval_policy.requires(&resolved.spec.env, risk);
         let ticket = format!("dep-appr-{}", &release_id.simple().to_string()[..12]);
         let approval = if needs_approval {
             opspilot_domain::release::ApprovalDecision::Required { ticket: ticket.clone(), risk_level: risk }
@@ -362,7 +362,7 @@ impl Commands {
             .ok_or_else(|| DomainError::new(ErrorCode::ReleaseStateInvalid, "no earlier release of this service and target was applied: nothing to roll back to"))?;
         let (service, _) = self.load::<Service>(&stream_id_of::<Service>(spec.service_id)).await?;
         let risk = service.risk_level.unwrap_or(opspilot_domain::approval::RiskLevel::Medium);
-        let needs_approval = spec.env == "production" || risk >= opspilot_domain::approval::RiskLevel::High;
+        let needs_approval = self.approval_policy.requires(&spec.env, risk);
         let ticket = format!("dep-rbk-{}", &Uuid::new_v4().simple().to_string()[..12]);
         let approval = if needs_approval {
             opspilot_domain::release::ApprovalDecision::Required { ticket: ticket.clone(), risk_level: risk }

@@ -479,3 +479,52 @@ async fn one_timeline_through_graphql_rest_and_replay_with_live_updates() {
     assert_eq!(from_rest, from_replay);
     assert_eq!(from_rest.len(), 10);
 }
+
+#[tokio::test]
+async fn a_ticket_presented_for_another_release_is_a_scope_mismatch() {
+    let w = world().await;
+    let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
+    let admin = w.app.admin().await;
+    let mut releases = Vec::new();
+    for tag in ["v10", "v11"] {
+        let p = preview(&w, &w.dev, tag).await;
+        releases.push(apply(&w, &w.dev, Some(&p["preview_ref"]), tag).await.data().clone());
+    }
+    let (first, second) = (&releases[0], &releases[1]);
+    let r = w.app.rest(
+        "POST",
+        &format!("/api/v1/deploy/releases/{}/approve", second["release_id"].as_str().unwrap()),
+        Some(&approver),
+        Some(json!({ "approval_ticket": first["approval_ticket"], "comment": "wrong ticket" })),
+    )
+    .await;
+    assert_eq!((r.status, r.body["code"].as_i64(), r.error_key()), (409, Some(35006), "approval_ticket_scope_mismatch"));
+    let recorded = w.app.rest("GET", "/api/v1/audit/events?action=approval.ticket_scope_mismatch", Some(&admin), None).await;
+    assert_eq!(recorded.data()["total"], 1);
+    for rel in &releases {
+        wait_status(&w, &w.dev, rel["release_id"].as_str().unwrap(), "pending_approval").await;
+    }
+}
+
+#[tokio::test]
+async fn the_approval_policy_is_configurable() {
+    env::shared();
+    // Only env "production" needs approval here, whatever the risk: staging goes straight on.
+    let app = opspilot_tests::spawn_app_with(|c| c.approval_min_risk = "critical".into()).await;
+    let (dev, _) = app.demo_users().await;
+    let admin = app.admin().await;
+    let kube = env::kube_admin().await;
+    let namespace = env::fresh_namespace(&kube).await;
+    let kubeconfig = std::fs::read_to_string(env::shared()["k8s"]["adminKubeconfig"].as_str().unwrap()).unwrap();
+    app.rest("POST", "/api/v1/clusters/import/kubeconfig", Some(&admin), Some(json!({ "name": "k8s-stage", "project_id": "proj-alpha", "team_id": "team-app", "kubeconfig": kubeconfig }))).await.data();
+    app.rest("POST", "/api/v1/deploy/services", Some(&admin), Some(json!({ "name": "svc-a", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": TEMPLATE, "default_variables": { "replicas": "1" }, "risk_level": "high" }))).await.data();
+    app.rest("POST", "/api/v1/deploy/targets", Some(&admin), Some(json!({ "name": "target-k8s-prod", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "env": "staging", "cluster_id": "k8s-stage", "namespace": namespace }))).await.data();
+    let w = World { app, dev: dev.clone(), namespace };
+    let body = json!({ "service_id": "svc-a", "target_id": "target-k8s-prod", "env": "staging", "variables": { "image_tag": "v1" } });
+    let p = w.app.rest("POST", "/api/v1/deploy/releases/preview", Some(&dev), Some(body.clone())).await.data().clone();
+    let mut apply_body = body;
+    apply_body["preview_ref"] = p["preview_ref"].clone();
+    let a = w.app.rest("POST", "/api/v1/deploy/releases/apply", Some(&dev), Some(apply_body)).await;
+    assert_eq!((a.data()["status"].as_str(), a.data()["approval_required"].as_bool()), (Some("applying"), Some(false)));
+    wait_status(&w, &dev, a.data()["release_id"].as_str().unwrap(), "applied").await;
+}
