@@ -165,7 +165,62 @@ async fn main() -> anyhow::Result<()> {
         let n = opspilot_projections::runner::rebuild(&pool, &p).await?;
         println!("{}: {:.0} events/s", p.name, n as f64 / started.elapsed().as_secs_f64());
     }
+    release_bench(&http, &base, &token).await?;
     inbox_bench(&pool).await?;
+    Ok(())
+}
+
+/// Preview and apply latency against the test cluster of tests/env, when it runs.
+async fn release_bench(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+    let env_json = "/var/cache/opspilot-env/run/env.json";
+    let Ok(text) = std::fs::read_to_string(env_json) else {
+        println!("\n## Preview and apply latency: skipped, no test cluster (run tests/env/envctl up)");
+        return Ok(());
+    };
+    let env: serde_json::Value = serde_json::from_str(&text)?;
+    let kubeconfig_path = env["k8s"]["adminKubeconfig"].as_str().context("env.json: adminKubeconfig")?;
+    let ns = format!("bench-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let status = std::process::Command::new(env["binaries"]["kubectl"].as_str().context("env.json: kubectl")?)
+        .args(["--kubeconfig", kubeconfig_path, "create", "namespace", &ns])
+        .output()?;
+    anyhow::ensure!(status.status.success(), "kubectl create namespace failed");
+    let post = async |path: &str, body: serde_json::Value| -> anyhow::Result<serde_json::Value> {
+        let v: serde_json::Value = http.post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await?.json().await?;
+        anyhow::ensure!(v["code"] == 1000, "{path}: {v}");
+        Ok(v["data"].clone())
+    };
+    post("/api/v1/projects", json!({ "name": "bench-proj" })).await?;
+    post("/api/v1/teams", json!({ "name": "bench-team", "project_id": "bench-proj" })).await?;
+    post("/api/v1/clusters/import/kubeconfig", json!({ "name": "bench-cluster", "project_id": "bench-proj", "team_id": "bench-team", "kubeconfig": std::fs::read_to_string(kubeconfig_path)? })).await?;
+    let template = "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: bench }\nspec:\n  replicas: 1\n  selector: { matchLabels: { app: bench } }\n  template:\n    metadata: { labels: { app: bench } }\n    spec:\n      nodeSelector: { type: kwok }\n      tolerations: [{ key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule }]\n      containers: [{ name: app, image: 'registry.invalid/bench:{{ image_tag }}' }]\n";
+    post("/api/v1/deploy/services", json!({ "name": "bench-svc", "project_id": "bench-proj", "team_id": "bench-team", "runtime_type": "k8s", "manifest_template": template, "risk_level": "low" })).await?;
+    post("/api/v1/deploy/targets", json!({ "name": "bench-target", "project_id": "bench-proj", "team_id": "bench-team", "runtime_type": "k8s", "env": "staging", "cluster_id": "bench-cluster", "namespace": ns })).await?;
+    let (mut preview_ms, mut apply_ms) = (Vec::new(), Vec::new());
+    for i in 0..10 {
+        let params = json!({ "service_id": "bench-svc", "target_id": "bench-target", "env": "staging", "variables": { "image_tag": format!("v{i}") } });
+        let started = Instant::now();
+        let p = post("/api/v1/deploy/releases/preview", params.clone()).await?;
+        preview_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        let mut body = params;
+        body["preview_ref"] = p["preview_ref"].clone();
+        let started = Instant::now();
+        let a = post("/api/v1/deploy/releases/apply", body).await?;
+        let id = a["release_id"].as_str().context("release id")?.to_string();
+        loop {
+            let r: serde_json::Value = http.get(format!("{base}/api/v1/deploy/releases/{id}")).bearer_auth(token).send().await?.json().await?;
+            match r["data"]["status"].as_str() {
+                Some("applied") => break,
+                Some("failed") => anyhow::bail!("bench release failed: {r}"),
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        apply_ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    preview_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    apply_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!("\n## Preview and apply against the test cluster (loopback control plane, kwok nodes; 10 releases, no approval)");
+    println!("preview (render + dry-run + diff): p50 {:.0} ms, p99 {:.0} ms", pct(&preview_ms, 0.5), pct(&preview_ms, 0.99));
+    println!("apply to applied (server-side apply + rollout watch): p50 {:.0} ms, p99 {:.0} ms", pct(&apply_ms, 0.5), pct(&apply_ms, 0.99));
     Ok(())
 }
 
