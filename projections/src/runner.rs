@@ -24,24 +24,34 @@ pub struct Projection {
 
 const BATCH: i64 = 500;
 
-/// Applies the next batch of `projection`; returns how many events it applied
-/// and the events themselves (for live subscriptions).
-pub async fn step(pool: &Pool, projection: &Projection) -> Result<Vec<RecordedEvent>, StoreError> {
+/// Applies the next batch to every projection in one transaction: the
+/// checkpoint rows are locked (in name order, so runners never deadlock),
+/// each projection gets the events after its own checkpoint, and all
+/// checkpoints move together. Returns the events read.
+pub async fn step_all(pool: &Pool, projections: &[Projection]) -> Result<Vec<RecordedEvent>, StoreError> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
-    tx.execute("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&projection.name]).await?;
-    let checkpoint: i64 =
-        tx.query_one("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", &[&projection.name]).await?.get(0);
-    let events = read_all_with(&*tx, checkpoint, BATCH).await?;
-    if events.is_empty() {
-        return Ok(events);
+    let mut ordered: Vec<&Projection> = projections.iter().collect();
+    ordered.sort_by_key(|p| p.name);
+    let mut checkpoints = Vec::with_capacity(ordered.len());
+    for p in &ordered {
+        tx.execute("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT DO NOTHING", &[&p.name]).await?;
+        let c: i64 = tx.query_one("SELECT position FROM projection_checkpoints WHERE name = $1 FOR UPDATE", &[&p.name]).await?.get(0);
+        checkpoints.push(c);
     }
-    for e in &events {
-        (projection.apply)(&tx, e).await?;
+    let lowest = checkpoints.iter().copied().min().unwrap_or(0);
+    let events = read_all_with(&*tx, lowest, BATCH).await?;
+    let Some(last) = events.last().map(|e| e.position) else { return Ok(events) };
+    // Apply in the runner's order (the audit log last), each from its own checkpoint.
+    for p in projections {
+        let idx = ordered.iter().position(|o| o.name == p.name).expect("same set");
+        for e in events.iter().filter(|e| e.position > checkpoints[idx]) {
+            (p.apply)(&tx, e).await?;
+        }
+        if last > checkpoints[idx] {
+            tx.execute("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1", &[&p.name, &last]).await?;
+        }
     }
-    let last = events.last().map(|e| e.position).unwrap_or(checkpoint);
-    tx.execute("UPDATE projection_checkpoints SET position = $2, updated_at = now() WHERE name = $1", &[&projection.name, &last])
-        .await?;
     tx.commit().await?;
     Ok(events)
 }
@@ -135,38 +145,30 @@ pub fn spawn(pool: Pool, projections: Vec<Projection>, mut wake: watch::Receiver
     let projections = handle.projections.clone();
     tokio::spawn(async move {
         loop {
-            let mut lowest = i64::MAX;
             let mut failed = false;
-            for (i, p) in projections.iter().enumerate() {
-                loop {
-                    match step(&pool, p).await {
-                        Ok(events) if events.is_empty() => break,
-                        Ok(events) => {
-                            // The last projection publishes: every read model has the events by then.
-                            if i + 1 == projections.len() {
-                                for e in events {
-                                    let _ = applied.send(Arc::new(e));
+            loop {
+                match step_all(&pool, &projections).await {
+                    Ok(events) if events.is_empty() => break,
+                    Ok(events) => {
+                        if let Some(last) = events.last().map(|e| e.position) {
+                            // Committed for every projection: reads see it, live updates may go out.
+                            reached_tx.send_if_modified(|cur| {
+                                let newer = last > *cur;
+                                if newer {
+                                    *cur = last;
                                 }
-                            }
+                                newer
+                            });
                         }
-                        Err(e) => {
-                            tracing::error!(projection = p.name, error = ?e, "projection step failed; retrying");
-                            failed = true;
-                            break;
+                        for e in events {
+                            let _ = applied.send(Arc::new(e));
                         }
                     }
-                }
-            }
-            if !failed {
-                if let Ok(c) = lowest_checkpoint(&pool, &projections).await {
-                    lowest = lowest.min(c);
-                    reached_tx.send_if_modified(|cur| {
-                        let newer = lowest > *cur;
-                        if newer {
-                            *cur = lowest;
-                        }
-                        newer
-                    });
+                    Err(e) => {
+                        tracing::error!(error = ?e, "projection step failed; retrying");
+                        failed = true;
+                        break;
+                    }
                 }
             }
             if reached_tx.is_closed() {
