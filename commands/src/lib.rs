@@ -15,7 +15,7 @@ pub mod ids;
 
 use opspilot_domain::{Aggregate, DomainError, DomainEvent, ErrorCode, EventScope};
 use opspilot_eventstore::{
-    AppendOutcome, EventMeta, EventStore, ExpectedVersion, IdempotencyRecord, MasterKey, NewEvent, StoreError, Vault,
+    AppendOutcome, EventStore, ExpectedVersion, IdempotencyRecord, MasterKey, NewEvent, StoreError, Vault,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -224,6 +224,3 @@ where
         self.decide(cmd.clone())
     }
 }
-
-/// Re-exported for handlers and the API.
-pub type Meta = EventMeta;
