@@ -1,14 +1,28 @@
 //! SSH to OpsPilot's hosts. Host keys are pinned: a connection succeeds only
 //! when the host presents exactly the key whose fingerprint was trusted, and
 //! the presented fingerprint is reported either way so an admin can decide.
+//!
+//! One [`SshSession`] per host carries every command and upload of a task,
+//! each on a channel of its own. Non-root users reach root through `sudo -n`,
+//! so a sudo that wants a password fails at once instead of hanging.
+
+mod quote;
+mod run;
+mod upload;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opspilot_domain::ErrorCode;
-use russh::client::{self, Handle};
+use russh::client::{self, Handle, Msg};
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
-use russh::ChannelMsg;
+use russh::{Channel, ChannelMsg, ChannelReadHalf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub use quote::{quote, RemoteCommand};
+pub use run::{OutputLine, RunOptions, RunOutcome, Stream};
+pub use tokio_util::sync::CancellationToken;
+pub use upload::{UploadOutcome, UploadSource};
 
 /// How to log in.
 #[derive(Clone)]
@@ -50,6 +64,18 @@ pub enum SshError {
     HostKeyMismatch { address: String, pinned: String, presented: String },
     #[error("command timed out after {0:?}")]
     Timeout(Duration),
+    #[error("command was cancelled")]
+    Cancelled,
+    #[error("{path} on the host has sha256 {actual}, expected {expected}")]
+    ChecksumMismatch { path: String, expected: String, actual: String },
+    #[error("{user} may not run commands as root: sudo -n said {reason:?}")]
+    SudoRefused { user: String, reason: String },
+    #[error("{what} failed on the host (exit {exit_code:?}): {stderr}")]
+    RemoteFailed { what: String, exit_code: Option<u32>, stderr: String },
+    #[error("cannot read {path}: {reason}")]
+    SourceUnreadable { path: String, reason: String },
+    #[error("invalid command: {0}")]
+    InvalidCommand(String),
     #[error("ssh protocol: {0}")]
     Protocol(String),
 }
@@ -59,8 +85,12 @@ impl SshError {
     pub fn code(&self) -> ErrorCode {
         match self {
             SshError::Unreachable { .. } | SshError::Timeout(_) | SshError::Protocol(_) => ErrorCode::SshUnreachable,
-            SshError::AuthFailed { .. } => ErrorCode::SshAuthFailed,
+            SshError::AuthFailed { .. } | SshError::SudoRefused { .. } => ErrorCode::SshAuthFailed,
             SshError::HostKeyMismatch { .. } => ErrorCode::SshHostKeyMismatch,
+            SshError::ChecksumMismatch { .. } => ErrorCode::ArtifactChecksumMismatch,
+            SshError::Cancelled | SshError::RemoteFailed { .. } => ErrorCode::ScriptHookExecFailed,
+            SshError::SourceUnreadable { .. } => ErrorCode::ArtifactMissing,
+            SshError::InvalidCommand(_) => ErrorCode::ValidationError,
         }
     }
 }
@@ -101,6 +131,18 @@ pub struct ExecOutput {
 pub struct SshSession {
     handle: Handle<Pinned>,
     pub user: String,
+    /// sshd allows 10 sessions per connection (`MaxSessions`): commands and
+    /// uploads share 8, and stopping a remote process takes one of the other
+    /// 2, so a stop is never starved by the commands it is stopping.
+    work: Arc<Semaphore>,
+    stops: Arc<Semaphore>,
+}
+
+const WORK_CHANNELS: usize = 8;
+const STOP_CHANNELS: usize = 2;
+
+fn protocol(e: russh::Error) -> SshError {
+    SshError::Protocol(e.to_string())
 }
 
 async fn open(address: &str, port: u16, pinned: Option<String>, timeout: Duration) -> Result<(Handle<Pinned>, Arc<Mutex<Option<String>>>), SshError> {
@@ -146,25 +188,80 @@ impl SshSession {
         if !result.success() {
             return Err(refused());
         }
-        Ok(SshSession { handle, user: t.user.clone() })
+        Ok(SshSession {
+            handle,
+            user: t.user.clone(),
+            work: Arc::new(Semaphore::new(WORK_CHANNELS)),
+            stops: Arc::new(Semaphore::new(STOP_CHANNELS)),
+        })
     }
 
-    /// Runs a command and collects its output, within `timeout`.
+    /// Whether commands already run as root (no sudo needed).
+    pub fn is_root(&self) -> bool {
+        self.user == "root"
+    }
+
+    /// Runs a command as the login user and collects its output, within
+    /// `timeout` (only the local wait is bounded; see [`SshSession::run`]).
     pub async fn exec(&self, command: &str, timeout: Duration) -> Result<ExecOutput, SshError> {
         let run = async {
-            let mut ch = self.handle.channel_open_session().await.map_err(|e| SshError::Protocol(e.to_string()))?;
-            ch.exec(true, command).await.map_err(|e| SshError::Protocol(e.to_string()))?;
-            let (mut out, mut err, mut code) = (Vec::new(), Vec::new(), None);
-            while let Some(msg) = ch.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => out.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => err.extend_from_slice(&data),
-                    ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
-                    _ => {}
-                }
-            }
-            Ok(ExecOutput { exit_code: code, stdout: String::from_utf8_lossy(&out).into(), stderr: String::from_utf8_lossy(&err).into() })
+            let (_permit, ch) = self.channel(&self.work).await?;
+            ch.exec(true, command).await.map_err(protocol)?;
+            ch.eof().await.map_err(protocol)?;
+            Ok(collect(&mut ch.split().0).await)
         };
         tokio::time::timeout(timeout, run).await.map_err(|_| SshError::Timeout(timeout))?
     }
+
+    /// A new channel, once one of `pool`'s slots is free.
+    async fn channel(&self, pool: &Arc<Semaphore>) -> Result<(OwnedSemaphorePermit, Channel<Msg>), SshError> {
+        let permit = pool.clone().acquire_owned().await.map_err(|_| SshError::Protocol("session is closing".into()))?;
+        let ch = self.handle.channel_open_session().await.map_err(protocol)?;
+        Ok((permit, ch))
+    }
+
+    /// The line that runs `script` under `sh`, through `sudo -n` when asked
+    /// and the session is not root already.
+    fn shell_line(&self, script: &str, sudo: bool) -> Result<String, SshError> {
+        let script = quote(script)?;
+        Ok(if sudo && !self.is_root() { format!("sudo -n -- sh -c {script}") } else { format!("sh -c {script}") })
+    }
+
+    /// Runs one of this crate's own scripts (elevated for non-root) and
+    /// collects its output; a refusing sudo becomes [`SshError::SudoRefused`].
+    async fn script(&self, script: &str, pool: &Arc<Semaphore>, timeout: Duration) -> Result<ExecOutput, SshError> {
+        let line = self.shell_line(script, true)?;
+        let run = async {
+            let (_permit, ch) = self.channel(pool).await?;
+            ch.exec(true, line).await.map_err(protocol)?;
+            ch.eof().await.map_err(protocol)?;
+            Ok(collect(&mut ch.split().0).await)
+        };
+        let out = tokio::time::timeout(timeout, run).await.map_err(|_| SshError::Timeout(timeout))??;
+        self.check_sudo(&out)?;
+        Ok(out)
+    }
+
+    /// `sudo -n` exits 1 with `sudo: ...` on stderr and nothing on stdout
+    /// when it would need a password; none of this crate's scripts does that.
+    fn check_sudo(&self, out: &ExecOutput) -> Result<(), SshError> {
+        if !self.is_root() && out.exit_code == Some(1) && out.stdout.is_empty() && out.stderr.starts_with("sudo: ") {
+            return Err(SshError::SudoRefused { user: self.user.clone(), reason: out.stderr.trim().to_string() });
+        }
+        Ok(())
+    }
+}
+
+/// Reads a channel to its end: all output and the exit status.
+async fn collect(rx: &mut ChannelReadHalf) -> ExecOutput {
+    let (mut out, mut err, mut code) = (Vec::new(), Vec::new(), None);
+    while let Some(msg) = rx.wait().await {
+        match msg {
+            ChannelMsg::Data { data } => out.extend_from_slice(&data),
+            ChannelMsg::ExtendedData { data, ext: 1 } => err.extend_from_slice(&data),
+            ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status),
+            _ => {}
+        }
+    }
+    ExecOutput { exit_code: code, stdout: String::from_utf8_lossy(&out).into(), stderr: String::from_utf8_lossy(&err).into() }
 }
