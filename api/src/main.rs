@@ -1,5 +1,7 @@
 //! `opspilot`: serve | migrate | projections rebuild | replay | audit verify |
-//! user create | demo-data | schema.
+//! user create | demo-data | schema | bundle index/sign/verify.
+
+mod bundle_cli;
 
 use std::io::Write;
 use std::time::Instant;
@@ -53,6 +55,11 @@ enum Command {
     DemoData,
     /// Print the GraphQL SDL.
     Schema,
+    /// The offline install bundle: index, sign, verify (no database).
+    Bundle {
+        #[command(subcommand)]
+        command: bundle_cli::BundleCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +181,7 @@ async fn main() -> anyhow::Result<()> {
             println!("demo data loaded: project proj-alpha, team team-app, users admin, dev_user (operator), approver_user (approver), service svc-a{}", if std::env::var("OPSPILOT_DEMO_KUBECONFIG").is_ok() { ", cluster k8s-prod-platform, target target-k8s-prod" } else { "" });
         }
         Command::Schema => print!("{}", opspilot_api::graphql::sdl()),
+        Command::Bundle { command } => std::process::exit(bundle_cli::run(command)),
     }
     Ok(())
 }
