@@ -49,11 +49,19 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         envs: config.approval_envs.clone(),
         min_risk: opspilot_domain::approval::RiskLevel::parse(&config.approval_min_risk).map_err(|e| anyhow::anyhow!("OPSPILOT_APPROVAL_MIN_RISK: {e}"))?,
     };
+    commands.install = opspilot_commands::environments::InstallSettings {
+        script_root: config.script_root.clone(),
+        trusted_bundle_key: config.trusted_bundle_key()?,
+        parallelism: config.install_parallelism.max(1),
+        approval_tiers: config.install_approval_tiers.clone(),
+    };
+    commands.ssh_connect_timeout = Duration::from_secs(config.ssh_connect_timeout_seconds.max(1));
     let wake = opspilot_eventstore::notify::spawn_listener(config.database_url.clone());
     let runner = runner::spawn(pool.clone(), opspilot_projections::all(), wake, Duration::from_millis(500));
     let state = AppState::new(pool, commands, runner, Arc::new(Metrics::new()), config.login_attempts_per_minute);
     bootstrap_admin(&state, config.admin_password.as_deref()).await?;
     spawn_scheduler(state.clone(), Duration::from_millis(config.scheduler_interval_ms.max(50)));
+    resume_install_tasks(&state).await;
 
     let app = router(state.clone(), &config);
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -65,6 +73,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
     Ok(Running { addr, state, task })
+}
+
+/// Install tasks that were running when OpsPilot stopped continue where they
+/// stopped, once the read models have caught up with the log.
+async fn resume_install_tasks(state: &AppState) {
+    if let Ok(head) = state.commands.store.head().await {
+        state.settle(head).await;
+    }
+    match opspilot_projections::environments::unfinished_tasks(&state.pool).await {
+        Ok(tasks) => state.commands.resume_install_tasks(&tasks),
+        Err(e) => tracing::error!(error = ?e, "could not list unfinished install tasks"),
+    }
 }
 
 /// The system scheduler: expires pending tickets past their expiry (and ends

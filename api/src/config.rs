@@ -23,6 +23,15 @@ pub struct Config {
     pub scheduler_interval_ms: u64,
     pub approval_envs: Vec<String>,
     pub approval_min_risk: String,
+    /// The install bundle (`script/`).
+    pub script_root: PathBuf,
+    /// The ed25519 public key a bundle must be signed with (base64 of the raw key, or a file holding it).
+    pub bundle_trusted_key: Option<String>,
+    /// How many nodes an install step runs on at once.
+    pub install_parallelism: usize,
+    /// Environments labelled `tier` with one of these need approval to install.
+    pub install_approval_tiers: Vec<String>,
+    pub ssh_connect_timeout_seconds: u64,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -88,6 +97,11 @@ impl Config {
             scheduler_interval_ms: env_num("OPSPILOT_SCHEDULER_INTERVAL_MS", 5000)?,
             approval_envs: env("OPSPILOT_APPROVAL_ENVS").unwrap_or_else(|| "production".into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             approval_min_risk: env("OPSPILOT_APPROVAL_MIN_RISK").unwrap_or_else(|| "high".into()),
+            script_root: env("OPSPILOT_SCRIPT_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("script")),
+            bundle_trusted_key: env("OPSPILOT_BUNDLE_TRUSTED_KEY"),
+            install_parallelism: env_num("OPSPILOT_INSTALL_PARALLELISM", 64)?,
+            install_approval_tiers: env("OPSPILOT_INSTALL_APPROVAL_TIERS").unwrap_or_else(|| "prod,production".into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+            ssh_connect_timeout_seconds: env_num("OPSPILOT_SSH_CONNECT_TIMEOUT_SECONDS", 10)?,
         })
     }
 
@@ -108,6 +122,20 @@ impl Config {
             scheduler_interval_ms: 5000,
             approval_envs: vec!["production".into()],
             approval_min_risk: "high".into(),
+            script_root: PathBuf::from("script"),
+            bundle_trusted_key: None,
+            install_parallelism: 64,
+            install_approval_tiers: vec!["prod".into(), "production".into()],
+            ssh_connect_timeout_seconds: 10,
         }
+    }
+}
+
+impl Config {
+    /// The trusted bundle key: inline base64, or the path of a file holding it.
+    pub fn trusted_bundle_key(&self) -> anyhow::Result<Option<[u8; 32]>> {
+        let Some(v) = &self.bundle_trusted_key else { return Ok(None) };
+        let text = if std::path::Path::new(v).is_file() { std::fs::read_to_string(v).with_context(|| format!("reading {v}"))? } else { v.clone() };
+        opspilot_bundle::parse_public_key(&text).map(Some).map_err(|e| anyhow::anyhow!("OPSPILOT_BUNDLE_TRUSTED_KEY: {}", e.detail))
     }
 }

@@ -2,7 +2,7 @@
 //! stream what the projections just applied. The SDL is committed at
 //! `api/schema.graphql`; a test fails when code and file differ.
 
-use async_graphql::{Context, InputObject, Json, Object, Schema, SimpleObject, Subscription};
+use async_graphql::{Context, InputObject, Json, MergedObject, MergedSubscription, Object, Schema, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use futures::StreamExt;
@@ -23,9 +23,21 @@ use crate::state::{AppState, RequestMeta};
 /// The schema type.
 pub type OpsSchema = Schema<Query, Mutation, Subscription>;
 
+/// The query root: the core queries and those of environments.
+#[derive(MergedObject, Default)]
+pub struct Query(CoreQuery, crate::graphql_environments::EnvironmentQuery);
+
+/// The mutation root.
+#[derive(MergedObject, Default)]
+pub struct Mutation(CoreMutation, crate::graphql_environments::EnvironmentMutation);
+
+/// The subscription root.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(CoreSubscription, crate::graphql_environments::EnvironmentSubscription);
+
 /// Builds the schema with the depth and complexity guards.
 pub fn schema(max_depth: usize, max_complexity: usize) -> OpsSchema {
-    Schema::build(Query, Mutation, Subscription).limit_depth(max_depth).limit_complexity(max_complexity).finish()
+    Schema::build(Query::default(), Mutation::default(), Subscription::default()).limit_depth(max_depth).limit_complexity(max_complexity).finish()
 }
 
 /// The SDL as committed.
@@ -35,15 +47,15 @@ pub fn sdl() -> String {
 
 type GqlResult<T> = async_graphql::Result<T>;
 
-fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
+pub(crate) fn state<'a>(ctx: &Context<'a>) -> &'a AppState {
     ctx.data_unchecked::<AppState>()
 }
 
-fn meta<'a>(ctx: &Context<'a>) -> &'a RequestMeta {
+pub(crate) fn meta<'a>(ctx: &Context<'a>) -> &'a RequestMeta {
     ctx.data_unchecked::<RequestMeta>()
 }
 
-fn principal<'a>(ctx: &Context<'a>) -> GqlResult<&'a Principal> {
+pub(crate) fn principal<'a>(ctx: &Context<'a>) -> GqlResult<&'a Principal> {
     meta(ctx).principal().map_err(|e| e.into_graphql())
 }
 
@@ -477,10 +489,12 @@ pub struct NewUserInput {
 }
 
 /// Queries: read models only.
-pub struct Query;
+/// Core queries.
+#[derive(Default)]
+pub struct CoreQuery;
 
 #[Object]
-impl Query {
+impl CoreQuery {
     /// The caller.
     async fn me(&self, ctx: &Context<'_>) -> GqlResult<Me> {
         let p = principal(ctx)?;
@@ -621,19 +635,21 @@ impl Query {
 }
 
 /// Mutations: commands.
-pub struct Mutation;
+/// Core mutations.
+#[derive(Default)]
+pub struct CoreMutation;
 
-async fn settled(ctx: &Context<'_>, h: opspilot_commands::Handled) -> CommandResult {
+pub(crate) async fn settled(ctx: &Context<'_>, h: opspilot_commands::Handled) -> CommandResult {
     state(ctx).settle(h.position).await;
     CommandResult { position: h.position, result: Json(h.result) }
 }
 
-fn command_ctx(ctx: &Context<'_>) -> GqlResult<opspilot_commands::CommandContext> {
+pub(crate) fn command_ctx(ctx: &Context<'_>) -> GqlResult<opspilot_commands::CommandContext> {
     meta(ctx).command_context().map_err(|e| e.into_graphql())
 }
 
 #[Object]
-impl Mutation {
+impl CoreMutation {
     /// Logs in; answers a bearer token.
     async fn login(&self, ctx: &Context<'_>, username: String, password: String) -> GqlResult<Session> {
         let s = state(ctx);
@@ -780,7 +796,8 @@ impl Mutation {
 }
 
 /// Live updates.
-pub struct Subscription;
+#[derive(Default)]
+pub struct CoreSubscription;
 
 fn live(ctx: &Context<'_>, keep: impl Fn(&AuditRow) -> bool + Send + Sync + 'static) -> BoxStream<'static, GqlResult<AuditEntry>> {
     let p = match principal(ctx) {
@@ -797,7 +814,7 @@ fn live(ctx: &Context<'_>, keep: impl Fn(&AuditRow) -> bool + Send + Sync + 'sta
 }
 
 #[Subscription]
-impl Subscription {
+impl CoreSubscription {
     /// A release's status changes (its own events), live.
     async fn release_status_changed(&self, ctx: &Context<'_>, id: Uuid) -> BoxStream<'static, GqlResult<AuditEntry>> {
         let id = id.to_string();

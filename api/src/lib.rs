@@ -4,8 +4,10 @@ pub mod app;
 pub mod config;
 pub mod error;
 pub mod graphql;
+pub mod graphql_environments;
 pub mod metrics;
 pub mod rest;
+pub mod rest_environments;
 pub mod state;
 
 pub use app::{start, Running};

@@ -265,8 +265,106 @@ async fn demo_data(commands: &Commands, password: &str) -> anyhow::Result<()> {
             env: "production".into(),
             cluster: Some("k8s-prod-platform".into()),
             namespace: Some(std::env::var("OPSPILOT_DEMO_NAMESPACE").unwrap_or_else(|_| "prod".into())),
+            environment: None,
+            host: None,
+            project_name: None,
+            project_dir: None,
         };
         exists(commands.create_target(&actx, target).await)?;
     }
+    demo_compose(commands, &actx).await
+}
+
+/// svc-b's compose template: a small HTTP service.
+const SVC_B_TEMPLATE: &str = r#"services:
+  web:
+    image: {{ image }}:{{ image_tag }}
+    network_mode: host
+    restart: unless-stopped
+    command: ["sh", "-c", "mkdir -p /tmp/www && echo '{{ message }}' > /tmp/www/index.html && exec busybox httpd -f -p {{ port }} -h /tmp/www"]
+"#;
+
+/// The seed's hosts (cp-1, wk-1, wk-2, compose-1), env-compose-prod with
+/// compose-1 as its compose_manager, svc-b and target-compose-prod. The hosts
+/// log in with the private key in OPSPILOT_DEMO_SSH_KEY (a file); without it
+/// a demo key is stored whose public half is printed to authorize on the
+/// hosts. OPSPILOT_DEMO_COMPOSE_HOST_IP points compose-1 at a real machine.
+async fn demo_compose(commands: &Commands, actx: &CommandContext) -> anyhow::Result<()> {
+    let exists = |r: Result<opspilot_commands::Handled, opspilot_commands::CommandError>| match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.code() == ErrorCode::ResourceConflict => Ok(()),
+        Err(e) => Err(anyhow::anyhow!("{e:?}")),
+    };
+    let key = match std::env::var("OPSPILOT_DEMO_SSH_KEY") {
+        Ok(path) => std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?,
+        Err(_) => {
+            use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+            let mut seed = [0u8; 32];
+            seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+            let k = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let public = k.verifying_key().to_public_key_pem(Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            eprintln!("demo hosts log in with a generated ed25519 key; its public key (PEM):\n{public}");
+            k.to_pkcs8_pem(Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?.to_string()
+        }
+    };
+    let compose_ip = std::env::var("OPSPILOT_DEMO_COMPOSE_HOST_IP").unwrap_or_else(|_| "10.0.1.21".into());
+    let hosts = [("cp-1", "10.0.0.11".to_string()), ("wk-1", "10.0.0.12".into()), ("wk-2", "10.0.0.13".into()), ("compose-1", compose_ip)];
+    let mut credential: Option<String> = None;
+    for (name, ip) in hosts {
+        let h = opspilot_commands::hosts::NewHost {
+            name: name.into(),
+            project: "proj-alpha".into(),
+            ip,
+            port: 22,
+            ssh_user: "root".into(),
+            auth: "key".into(),
+            credential: credential.clone(),
+            secret: if credential.is_none() { Some(key.clone()) } else { None },
+            labels: Default::default(),
+        };
+        match commands.register_host(actx, h).await {
+            Ok(done) => credential = credential.or_else(|| done.result["credential_id"].as_str().map(String::from)),
+            Err(e) if e.code() == ErrorCode::ResourceConflict => {}
+            Err(e) => return Err(anyhow::anyhow!("{e:?}")),
+        }
+    }
+    let env = opspilot_commands::environments::NewEnvironment {
+        name: "env-compose-prod".into(),
+        project: "proj-alpha".into(),
+        team: "team-app".into(),
+        runtime_type: "compose".into(),
+        mode: "platform_managed".into(),
+        region: "cn-hz".into(),
+        labels: [("tier".to_string(), "prod".to_string())].into(),
+        description: "production compose environment".into(),
+    };
+    exists(commands.create_environment(actx, env).await)?;
+    let node = opspilot_commands::environments::NodeRequest { host: "compose-1".into(), node_role: "compose_manager".into(), weight: Some(100) };
+    commands.bind_nodes(actx, "env-compose-prod", vec![node]).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let svc = opspilot_commands::catalog::NewService {
+        name: "svc-b".into(),
+        project: "proj-alpha".into(),
+        team: "team-app".into(),
+        runtime_type: "compose".into(),
+        manifest_template: SVC_B_TEMPLATE.into(),
+        default_variables: [("image".to_string(), "opspilot-busybox".to_string()), ("image_tag".to_string(), "1".to_string()), ("port".to_string(), "8080".to_string()), ("message".to_string(), "svc-b v1".to_string())].into(),
+        risk_level: Some("medium".into()),
+    };
+    exists(commands.create_service(actx, svc).await)?;
+    let target = opspilot_commands::catalog::NewTarget {
+        name: "target-compose-prod".into(),
+        project: "proj-alpha".into(),
+        team: "team-app".into(),
+        runtime_type: "compose".into(),
+        env: "production".into(),
+        cluster: None,
+        namespace: None,
+        environment: Some("env-compose-prod".into()),
+        host: Some("compose-1".into()),
+        project_name: Some("svc-b-prod".into()),
+        project_dir: None,
+    };
+    exists(commands.create_target(actx, target).await)?;
     Ok(())
 }

@@ -79,6 +79,7 @@ pub fn routes() -> Router<AppState> {
         .route("/clusters/{id}/connect/test", post(test_connection))
         .route("/clusters/{id}/connection", get(get_connection).put(put_connection))
         .route("/errors", get(errors))
+        .merge(crate::rest_environments::routes())
 }
 
 #[derive(Deserialize)]
@@ -445,10 +446,26 @@ struct TargetBody {
     env: String,
     cluster_id: Option<String>,
     namespace: Option<String>,
+    environment_id: Option<String>,
+    host_id: Option<String>,
+    project_name: Option<String>,
+    project_dir: Option<String>,
 }
 
 async fn create_target(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<TargetBody>) -> ApiResult {
-    let input = NewTarget { name: b.name, project: b.project_id, team: b.team_id, runtime_type: b.runtime_type, env: b.env, cluster: b.cluster_id, namespace: b.namespace };
+    let input = NewTarget {
+        name: b.name,
+        project: b.project_id,
+        team: b.team_id,
+        runtime_type: b.runtime_type,
+        env: b.env,
+        cluster: b.cluster_id,
+        namespace: b.namespace,
+        environment: b.environment_id,
+        host: b.host_id,
+        project_name: b.project_name,
+        project_dir: b.project_dir,
+    };
     let h = s.run(meta.lang, s.commands.create_target(&meta.command_context()?, input)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))

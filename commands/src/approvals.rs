@@ -32,6 +32,11 @@ impl Commands {
                 continue;
             }
             n += 1;
+            if facts.binding.scope_type == ScopeType::Install {
+                if let Some(env) = facts.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok()) {
+                    let _ = self.decide_install_ticket(&ctx, env, ticket, false, uuid::Uuid::nil(), None, true).await;
+                }
+            }
             if facts.binding.scope_type == ScopeType::Release {
                 if let Ok(release_id) = uuid::Uuid::parse_str(&facts.binding.scope_id) {
                     let (r, _) = self.load::<Release>(&stream_id_of::<Release>(release_id)).await?;
@@ -175,6 +180,13 @@ impl Commands {
                 return Err(e);
             }
         };
+        // Hand the decision to the environment whose task waits for it.
+        if facts.binding.scope_type == ScopeType::Install {
+            let env = facts.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok());
+            let env = env.ok_or_else(|| DomainError::new(ErrorCode::ApprovalTicketScopeMismatch, "the ticket names no environment"))?;
+            let position = self.decide_install_ticket(ctx, env, ticket, approve, p.user_id, comment, false).await?;
+            return Ok(Handled { result: handled.result, position });
+        }
         // Hand the decision to the release the ticket was raised for.
         if facts.binding.scope_type == ScopeType::Release {
             let release_id = uuid::Uuid::parse_str(&facts.binding.scope_id).expect("release binding");

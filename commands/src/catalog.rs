@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use opspilot_domain::approval::RiskLevel;
-use opspilot_domain::catalog::{DeployTarget, Service, ServiceCommand, TargetCommand};
+use opspilot_domain::catalog::{ComposePlacement, DeployTarget, Service, ServiceCommand, TargetCommand};
 use opspilot_domain::cluster::Cluster;
 use opspilot_domain::identity::team::Team;
 use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope, ResourceName};
@@ -35,6 +35,12 @@ pub struct NewTarget {
     pub env: String,
     pub cluster: Option<String>,
     pub namespace: Option<String>,
+    /// Compose targets: the environment, optionally the host (default: its
+    /// first compose_manager), the project name and directory.
+    pub environment: Option<String>,
+    pub host: Option<String>,
+    pub project_name: Option<String>,
+    pub project_dir: Option<String>,
 }
 
 impl Commands {
@@ -94,8 +100,29 @@ impl Commands {
             }
             None => None,
         };
+        let compose = match &t.environment {
+            Some(env) if t.runtime_type == "compose" => {
+                let e = self.visible_environment(ctx, env).await?;
+                if e.project_id != Some(project_id) || e.runtime_type == "k8s" {
+                    return Err(DomainError::validation("environment_id", format!("{env} is not a compose environment of project {}", t.project)).into());
+                }
+                let host_id = match &t.host {
+                    Some(h) => crate::ids::resolve("host", h),
+                    None => e.nodes.iter().find(|n| n.node_role == "compose_manager").map(|n| n.host_id).ok_or_else(|| {
+                        DomainError::new(ErrorCode::InsufficientNodes, format!("{env} has no compose_manager node; bind one or name the host"))
+                    })?,
+                };
+                if !e.nodes.iter().any(|n| n.host_id == host_id) {
+                    return Err(DomainError::validation("host_id", format!("the host is not a node of {env}")).into());
+                }
+                let project_name = t.project_name.clone().unwrap_or_else(|| name.to_string().to_lowercase().replace('.', "-"));
+                let project_dir = t.project_dir.clone().unwrap_or_else(|| format!("/opt/opspilot/compose/{project_name}"));
+                Some(ComposePlacement { environment_id: e.id.unwrap(), host_id, project_name, project_dir })
+            }
+            _ => None,
+        };
         let id = id_for("deploy_target", name.as_str());
-        let cmd = TargetCommand::Create { target_id: id, name: name.clone(), project_id, team_id, runtime_type: t.runtime_type, env: t.env, cluster_id, namespace: t.namespace };
+        let cmd = TargetCommand::Create { target_id: id, name: name.clone(), project_id, team_id, runtime_type: t.runtime_type, env: t.env, cluster_id, namespace: t.namespace, compose };
         let scope = EventScope::resource("deploy_target", id).in_project(project_id).in_team(team_id);
         self.execute::<DeployTarget>(ctx, "create_target", &stream_id_of::<DeployTarget>(id), &scope, |st| st.decide_clone(&cmd), |_| json!({ "id": id, "name": name }))
             .await

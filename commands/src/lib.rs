@@ -7,11 +7,15 @@ pub mod approvals;
 pub mod auth;
 pub mod catalog;
 pub mod clusters;
-pub mod releases;
+pub mod compose;
 pub mod context;
 pub mod credentials;
+pub mod environments;
+pub mod hosts;
 pub mod identity;
 pub mod ids;
+pub mod install_runner;
+pub mod releases;
 
 use opspilot_domain::{Aggregate, DomainError, DomainEvent, ErrorCode, EventScope};
 use opspilot_eventstore::{
@@ -77,6 +81,14 @@ pub struct Commands {
     pub ticket_ttl_override: Option<chrono::Duration>,
     /// When a release or rollback needs approval.
     pub approval_policy: ApprovalPolicy,
+    /// Where install tasks find the bundle, and how wide they fan out.
+    pub install: environments::InstallSettings,
+    /// How long an SSH connection may take to open.
+    pub ssh_connect_timeout: std::time::Duration,
+    /// Hook output lines as they arrive, for live subscribers.
+    pub live_logs: tokio::sync::broadcast::Sender<install_runner::LiveLog>,
+    /// Install tasks this process runs now.
+    pub running_tasks: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
 }
 
 /// When a release needs approval: its env is one of `envs`, or its risk is at
@@ -112,6 +124,10 @@ impl Commands {
             preview_ttl: chrono::Duration::minutes(30),
             ticket_ttl_override: None,
             approval_policy: ApprovalPolicy::default(),
+            install: environments::InstallSettings::default(),
+            ssh_connect_timeout: std::time::Duration::from_secs(10),
+            live_logs: tokio::sync::broadcast::channel(8192).0,
+            running_tasks: Default::default(),
         }
     }
 

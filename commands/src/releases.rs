@@ -97,7 +97,7 @@ impl Commands {
             target_id,
             project_id: service.project_id.expect("visible service has a project"),
             team_id: service.team_id.expect("visible service has a team"),
-            environment_id: None,
+            environment_id: target.compose.as_ref().map(|c| c.environment_id.to_string()),
             runtime_type: service.runtime_type.clone(),
             env: r.env.clone(),
             strategy: r.strategy.clone().unwrap_or_else(|| "rolling".into()),
@@ -126,8 +126,26 @@ impl Commands {
         let scope = EventScope::resource("deployment_release", release_id).in_project(resolved.spec.project_id).in_team(resolved.spec.team_id);
         let stream = stream_id_of::<Release>(release_id);
 
-        let checked = self.check_k8s_preview(ctx, &resolved).await;
-        let (rendered, objects) = match checked {
+        let checked = match resolved.spec.runtime_type.as_str() {
+            "compose" => match self.render(&resolved) {
+                Ok(rendered) => self.check_compose_preview(ctx, release_id, &scope, &resolved, &rendered).await.map(|diff| {
+                    let checks = vec![
+                        Check { level: "info", code: "render_ok".into(), message: "compose file rendered".into() },
+                        Check { level: "info", code: "compose_config_ok".into(), message: "docker compose config accepted the file on the host".into() },
+                    ];
+                    (rendered, diff, checks)
+                }),
+                Err(e) => Err(e.into()),
+            },
+            _ => self.check_k8s_preview(ctx, &resolved).await.map(|(rendered, objects)| {
+                let checks = vec![
+                    Check { level: "info", code: "render_ok".into(), message: format!("{} object(s) rendered", objects.len()) },
+                    Check { level: "info", code: "dry_run_ok".into(), message: "server-side dry-run apply accepted every object".into() },
+                ];
+                (rendered, json!(objects), checks)
+            }),
+        };
+        let (rendered, diff, checks) = match checked {
             Ok(v) => v,
             Err(e) => {
                 // The failed attempt is part of the record; the caller gets the reason.
@@ -160,14 +178,10 @@ impl Commands {
             warnings: warnings.clone(),
             now: ctx.now,
         };
-        let checks = vec![
-            Check { level: "info", code: "render_ok".into(), message: format!("{} object(s) rendered", objects.len()) },
-            Check { level: "info", code: "dry_run_ok".into(), message: "server-side dry-run apply accepted every object".into() },
-        ];
         let answer = json!({
             "preview_ref": pref, "release_id": release_id, "resolved_manifest": rendered, "checks": checks,
             "warnings": warnings, "runtime": resolved.spec.runtime_type, "expires_at": expires_at,
-            "diff": objects, "risk_level": risk,
+            "diff": diff, "risk_level": risk,
         });
         self.execute::<Release>(ctx, "release_preview", &stream, &scope, |s| s.decide_clone(&cmd), |_| answer.clone()).await
     }
@@ -292,22 +306,28 @@ impl Commands {
         let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
         let rollback = release.operation == opspilot_domain::release::Operation::Rollback;
         let artifact_of = if rollback { release.rollback_target.unwrap_or(release_id) } else { release_id };
-        let outcome = self.apply_artifact(release_id, artifact_of).await;
+        let op = if rollback { "rollback" } else { "apply" }.to_string();
+        let spec = release.spec.as_ref().expect("scoped release has a spec");
+        let (target, _) = self.load::<DeployTarget>(&stream_id_of::<DeployTarget>(spec.target_id)).await?;
         let why = |e: &crate::CommandError| match e {
             crate::CommandError::Domain(d) => d.detail.clone(),
             crate::CommandError::Store(_) => "storage failure".into(),
         };
-        let op = if rollback { "rollback" } else { "apply" }.to_string();
-        let cluster_id = {
-            let spec = release.spec.as_ref().expect("scoped release has a spec");
-            let (target, _) = self.load::<DeployTarget>(&stream_id_of::<DeployTarget>(spec.target_id)).await?;
-            target.cluster_id
+        let outcome = if spec.runtime_type == "compose" {
+            match self.artifact_text(artifact_of).await {
+                Ok(rendered) => self.compose_up(release_id, &scope, &target, &rendered, rollback).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            let outcome = self.apply_artifact(release_id, artifact_of).await;
+            let cluster_id = target.cluster_id;
+            let fact = match &outcome {
+                Ok(summary) => opspilot_domain::k8s::K8sEvent::DeployApplySucceeded { release_id, cluster_id, operation: op, summary: summary.clone() },
+                Err(e) => opspilot_domain::k8s::K8sEvent::DeployApplyFailed { release_id, cluster_id, operation: op, error_key: e.code().key().into(), summary: why(e) },
+            };
+            self.record(&ctx, &format!("k8s-release-{release_id}"), &scope, &[fact]).await?;
+            outcome
         };
-        let fact = match &outcome {
-            Ok(summary) => opspilot_domain::k8s::K8sEvent::DeployApplySucceeded { release_id, cluster_id, operation: op, summary: summary.clone() },
-            Err(e) => opspilot_domain::k8s::K8sEvent::DeployApplyFailed { release_id, cluster_id, operation: op, error_key: e.code().key().into(), summary: why(e) },
-        };
-        self.record(&ctx, &format!("k8s-release-{release_id}"), &scope, &[fact]).await?;
         let cmd = match (&outcome, rollback) {
             (Ok(summary), false) => ReleaseCommand::Applied { summary: summary.clone() },
             (Err(e), false) => ReleaseCommand::Failed { error_key: ErrorCode::ReleaseApplyFailed, summary: why(e) },
@@ -318,17 +338,22 @@ impl Commands {
         Ok(())
     }
 
-    /// Applies the previewed artifact of `artifact_of` to the target of `release_id`.
-    async fn apply_artifact(&self, release_id: Uuid, artifact_of: Uuid) -> Result<String> {
-        let events = self.store.read_stream(&stream_id_of::<Release>(artifact_of)).await?;
+    /// The rendered artifact a release previewed.
+    async fn artifact_text(&self, release_id: Uuid) -> Result<String> {
+        let events = self.store.read_stream(&stream_id_of::<Release>(release_id)).await?;
         let digest = events
             .iter()
             .rev()
             .find_map(|e| (e.action == "release.previewed").then(|| e.detail["artifact_digest"].as_str().map(String::from)).flatten())
             .ok_or_else(|| DomainError::new(ErrorCode::ReleaseApplyFailed, "the release has no previewed artifact"))?;
-        let rendered = opspilot_eventstore::artifacts::get(self.store.pool(), &digest)
+        Ok(opspilot_eventstore::artifacts::get(self.store.pool(), &digest)
             .await?
-            .ok_or_else(|| DomainError::new(ErrorCode::ReleaseApplyFailed, "the previewed artifact is missing"))?;
+            .ok_or_else(|| DomainError::new(ErrorCode::ReleaseApplyFailed, "the previewed artifact is missing"))?)
+    }
+
+    /// Applies the previewed artifact of `artifact_of` to the target of `release_id`.
+    async fn apply_artifact(&self, release_id: Uuid, artifact_of: Uuid) -> Result<String> {
+        let rendered = self.artifact_text(artifact_of).await?;
         let (release, _) = self.load::<Release>(&stream_id_of::<Release>(release_id)).await?;
         let spec = release.spec.ok_or_else(|| DomainError::new(ErrorCode::ReleaseNotFound, "release has no spec"))?;
         let (target, _) = self.load::<DeployTarget>(&stream_id_of::<DeployTarget>(spec.target_id)).await?;

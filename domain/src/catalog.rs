@@ -109,7 +109,48 @@ impl Aggregate for Service {
 /// What a deploy target can be asked to do.
 #[derive(Debug, Clone)]
 pub enum TargetCommand {
-    Create { target_id: Uuid, name: ResourceName, project_id: Uuid, team_id: Uuid, runtime_type: String, env: String, cluster_id: Option<Uuid>, namespace: Option<String> },
+    Create {
+        target_id: Uuid,
+        name: ResourceName,
+        project_id: Uuid,
+        team_id: Uuid,
+        runtime_type: String,
+        env: String,
+        cluster_id: Option<Uuid>,
+        namespace: Option<String>,
+        compose: Option<ComposePlacement>,
+    },
+}
+
+/// Where a compose target's project lives: one host of an environment and a
+/// project directory on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComposePlacement {
+    pub environment_id: Uuid,
+    pub host_id: Uuid,
+    /// The compose project name (`docker compose -p`).
+    pub project_name: String,
+    /// Absolute directory on the host holding `docker-compose.yml`.
+    pub project_dir: String,
+}
+
+impl ComposePlacement {
+    fn check(&self) -> Result<(), DomainError> {
+        let name_ok = (1..=63).contains(&self.project_name.len())
+            && self.project_name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+            && self.project_name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+        if !name_ok {
+            return Err(DomainError::validation("project_name", "lowercase letters, digits, '-' and '_', starting with a letter or digit"));
+        }
+        let dir_ok = self.project_dir.starts_with('/')
+            && self.project_dir.len() <= 255
+            && self.project_dir.split('/').all(|seg| seg != ".." && seg != ".")
+            && self.project_dir.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+        if !dir_ok || self.project_dir == "/" {
+            return Err(DomainError::validation("project_dir", "an absolute directory of letters, digits, '/', '-', '_' and '.', without '..'"));
+        }
+        Ok(())
+    }
 }
 
 /// What a deploy target records.
@@ -117,7 +158,18 @@ pub enum TargetCommand {
 #[serde(tag = "action", content = "detail")]
 pub enum TargetEvent {
     #[serde(rename = "deploy_target.created")]
-    Created { target_id: Uuid, name: ResourceName, project_id: Uuid, team_id: Uuid, runtime_type: String, env: String, cluster_id: Option<Uuid>, namespace: Option<String> },
+    Created {
+        target_id: Uuid,
+        name: ResourceName,
+        project_id: Uuid,
+        team_id: Uuid,
+        runtime_type: String,
+        env: String,
+        cluster_id: Option<Uuid>,
+        namespace: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        compose: Option<ComposePlacement>,
+    },
 }
 
 impl DomainEvent for TargetEvent {}
@@ -133,6 +185,7 @@ pub struct DeployTarget {
     pub env: String,
     pub cluster_id: Option<Uuid>,
     pub namespace: Option<String>,
+    pub compose: Option<ComposePlacement>,
 }
 
 /// A Kubernetes namespace name (RFC 1123 label).
@@ -150,7 +203,7 @@ impl Aggregate for DeployTarget {
 
     fn decide(&self, command: TargetCommand) -> Result<Vec<TargetEvent>, DomainError> {
         match command {
-            TargetCommand::Create { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace } => {
+            TargetCommand::Create { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace, compose } => {
                 if self.id.is_some() {
                     return Err(DomainError::new(ErrorCode::ResourceConflict, format!("target {name} already exists")));
                 }
@@ -164,14 +217,17 @@ impl Aggregate for DeployTarget {
                         return Err(DomainError::validation("namespace", "a k8s target needs a namespace (lowercase letters, digits, '-')"));
                     }
                 }
-                Ok(vec![TargetEvent::Created { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace }])
+                if runtime_type == "compose" {
+                    compose.as_ref().ok_or_else(|| DomainError::validation("environment_id", "a compose target needs an environment, a host and a project"))?.check()?;
+                }
+                Ok(vec![TargetEvent::Created { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace, compose }])
             }
         }
     }
 
     fn evolve(mut self, event: &TargetEvent) -> Self {
         match event {
-            TargetEvent::Created { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace } => {
+            TargetEvent::Created { target_id, name, project_id, team_id, runtime_type, env, cluster_id, namespace, compose } => {
                 self.id = Some(*target_id);
                 self.name = Some(name.clone());
                 self.project_id = Some(*project_id);
@@ -180,6 +236,7 @@ impl Aggregate for DeployTarget {
                 self.env = env.clone();
                 self.cluster_id = *cluster_id;
                 self.namespace = namespace.clone();
+                self.compose = compose.clone();
             }
         }
         self
@@ -201,6 +258,7 @@ mod tests {
             env: "production".into(),
             cluster_id: cluster,
             namespace: ns.map(String::from),
+            compose: None,
         }
     }
 

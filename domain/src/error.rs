@@ -126,6 +126,7 @@ dictionary! {
     ReleaseTimelineUnavailable = 35011, "release_timeline_unavailable", 503, "release timeline unavailable", "The timeline cannot be read right now; retry shortly.", "时间线暂不可用，请稍后重试";
     ApprovalTicketDecided = 35012, "approval_ticket_decided", 409, "approval ticket already decided", "The ticket was already approved, rejected or cancelled; reload it.", "审批票据已处理（已通过、已驳回或已取消），请刷新";
     ReleaseCancelled = 35013, "release_cancelled", 409, "release cancelled", "The release was cancelled before it ran; preview again to ship it.", "发布已在执行前取消，如需发布请重新预览";
+    ApprovalRejected = 35014, "approval_rejected", 409, "approval rejected", "The request was rejected in the approval inbox; read the comment, change it and request again.", "审批被驳回，请查看意见、调整后重新提交";
     // 36xxx general
     PermissionDenied = 36001, "permission_denied", 403, "permission denied", "Your role lacks the permission for this action; ask an admin.", "权限不足，请联系管理员";
     ProjectScopeDenied = 36002, "project_scope_denied", 403, "project scope denied", "This resource belongs to a project you are not a member of.", "无权访问该项目的资源";

@@ -5,10 +5,14 @@
 pub mod approval;
 pub mod catalog;
 pub mod cluster;
+pub mod compose;
 pub mod credential;
+pub mod environment;
 pub mod error;
 pub mod event;
+pub mod host;
 pub mod identity;
+pub mod install_task;
 pub mod k8s;
 pub mod name;
 pub mod rbac;

@@ -31,9 +31,9 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
         }
         "deploy_target.created" => {
             tx.execute(
-                "INSERT INTO catalog_targets (id, name, project_id, team_id, runtime_type, env, cluster_id, namespace, created_at)
-                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING",
-                &[&uuid("target_id"), &text("name"), &uuid("project_id"), &uuid("team_id"), &text("runtime_type"), &text("env"), &uuid("cluster_id"), &text("namespace"), &e.occurred_at],
+                "INSERT INTO catalog_targets (id, name, project_id, team_id, runtime_type, env, cluster_id, namespace, created_at, compose)
+                 VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT DO NOTHING",
+                &[&uuid("target_id"), &text("name"), &uuid("project_id"), &uuid("team_id"), &text("runtime_type"), &text("env"), &uuid("cluster_id"), &text("namespace"), &e.occurred_at, &d.get("compose").cloned()],
             )
             .await?;
         }

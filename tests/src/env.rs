@@ -85,3 +85,82 @@ pub fn ssh_target(i: usize, as_root: bool) -> opspilot_ssh::SshTarget {
         connect_timeout: Duration::from_secs(10),
     }
 }
+
+/// The repository's `script/` (hooks, templates, index) with the test
+/// bundle's real binaries and images dropped in, indexed and signed with the
+/// test signing key by `opspilot bundle index` and `bundle sign` — a bundle
+/// assembled the way a user assembles one. Made once per test process.
+pub fn compose_bundle() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(format!("/var/cache/opspilot-env/run/test-bundles/{}-base", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let repo_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../script");
+        for sub in ["manifests", "hooks", "templates"] {
+            copy_tree(&repo_script.join(sub), &dir.join(sub), false);
+        }
+        let test_bundle = PathBuf::from(shared()["bundle"]["dir"].as_str().expect("bundle dir"));
+        copy_tree(&test_bundle.join("bin"), &dir.join("bin"), true);
+        copy_tree(&test_bundle.join("images"), &dir.join("images"), true);
+        std::fs::create_dir_all(dir.join("checksums")).unwrap();
+        resign(&dir);
+        dir
+    })
+}
+
+/// Re-indexes and re-signs a bundle (after a test changed a hook).
+pub fn resign(dir: &Path) {
+    let key = shared()["bundle"]["privateKeyPath"].as_str().expect("bundle key");
+    for args in [vec!["bundle", "index", dir.to_str().unwrap()], vec!["bundle", "sign", dir.to_str().unwrap(), "--key", key]] {
+        let out = Command::new(crate::opspilot_bin()).args(&args).output().expect("opspilot bundle runs");
+        assert!(out.status.success(), "opspilot {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// A private copy of the compose bundle (big files hard-linked: a test that
+/// changes a file must replace it, not write into it).
+pub fn bundle_copy(tag: &str) -> PathBuf {
+    let base = compose_bundle();
+    let dir = PathBuf::from(format!("/var/cache/opspilot-env/run/test-bundles/{}-{tag}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    copy_tree(base, &dir, true);
+    dir
+}
+
+/// The base64 public key the test bundles are signed with.
+pub fn bundle_public_key() -> String {
+    std::fs::read_to_string(compose_bundle().join("checksums/public.key")).expect("public.key").trim().to_string()
+}
+
+fn copy_tree(from: &Path, to: &Path, link: bool) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap();
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&src, &dst, link);
+        } else if link && std::fs::hard_link(&src, &dst).is_ok() {
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// Runs `envctl host ACTION NAME` (faults: stop, start, rotate-hostkey, ...).
+pub fn host_fault(action: &str, i: usize) {
+    let name = shared()["hosts"][i]["name"].as_str().expect("host name").to_string();
+    let status = Command::new("flock").args(["-o", "/var/cache/opspilot-env.lock"]).arg(env_dir().join("envctl")).args(["host", action, &name]).status().expect("envctl runs");
+    assert!(status.success(), "envctl host {action} {name} failed");
+}
+
+/// Runs a shell command inside test host `i` (docker exec), answering stdout.
+pub fn on_host(i: usize, script: &str) -> String {
+    let container = shared()["hosts"][i]["container"].as_str().expect("container").to_string();
+    let out = Command::new("docker").args(["exec", &container, "sh", "-c", script]).output().expect("docker exec runs");
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The host key fingerprint host `i` presents now (read inside the host).
+pub fn host_fingerprint(i: usize) -> String {
+    let line = on_host(i, "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub");
+    line.split_whitespace().nth(1).expect("fingerprint").to_string()
+}

@@ -1,0 +1,181 @@
+//! GraphQL for hosts, environments and install tasks. The read models are
+//! served as JSON (the same shapes REST answers), and a subscription streams a
+//! task's step events and log lines as they happen.
+
+use std::collections::BTreeMap;
+
+use async_graphql::{Context, InputObject, Json, Object, Subscription};
+use futures::stream::{BoxStream, StreamExt};
+use opspilot_commands::environments::{InstallPreviewRequest, NewEnvironment, NodeRequest};
+use opspilot_commands::hosts::NewHost;
+use opspilot_projections::environments as views;
+use opspilot_projections::PageRequest;
+use serde_json::{json, Value};
+use tokio_stream::wrappers::BroadcastStream;
+use uuid::Uuid;
+
+use crate::graphql::{command_ctx, meta, principal, settled, state, CommandResult};
+
+type GqlResult<T> = async_graphql::Result<T>;
+
+fn id_of(kind: &str, s: &str) -> Uuid {
+    opspilot_commands::ids::resolve(kind, s)
+}
+
+/// Queries of hosts, environments and tasks.
+#[derive(Default)]
+pub struct EnvironmentQuery;
+
+#[Object]
+impl EnvironmentQuery {
+    /// Hosts the caller may see (never their credentials).
+    async fn hosts(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<Json<Value>> {
+        let v = views::hosts(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(crate::error::ApiError::from).map_err(|e| e.into_graphql())?;
+        Ok(Json(json!(v)))
+    }
+
+    /// Environments the caller may see, with their nodes.
+    async fn environments(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<Json<Value>> {
+        let v = views::environments(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(crate::error::ApiError::from).map_err(|e| e.into_graphql())?;
+        Ok(Json(json!(v)))
+    }
+
+    /// One environment (id or name).
+    async fn environment(&self, ctx: &Context<'_>, id: String) -> GqlResult<Option<Json<Value>>> {
+        let v = views::environment(&state(ctx).pool, principal(ctx)?, id_of("environment", &id)).await.map_err(crate::error::ApiError::from).map_err(|e| e.into_graphql())?;
+        Ok(v.map(|v| Json(json!(v))))
+    }
+
+    /// One install task with its steps and node attempts.
+    async fn install_task(&self, ctx: &Context<'_>, environment: String, task_id: Uuid) -> GqlResult<Option<Json<Value>>> {
+        let v = views::task(&state(ctx).pool, principal(ctx)?, id_of("environment", &environment), task_id).await.map_err(crate::error::ApiError::from).map_err(|e| e.into_graphql())?;
+        Ok(v.map(|v| Json(json!(v))))
+    }
+}
+
+/// A node binding.
+#[derive(InputObject)]
+pub struct NodeInput {
+    pub host: String,
+    pub node_role: String,
+    pub weight: Option<u32>,
+}
+
+/// Mutations of hosts and environments.
+#[derive(Default)]
+pub struct EnvironmentMutation;
+
+#[Object]
+impl EnvironmentMutation {
+    /// Registers a host; give `credential` (id or name) or the `secret` (private key or password).
+    #[allow(clippy::too_many_arguments)]
+    async fn register_host(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        project: String,
+        ip: String,
+        port: Option<u16>,
+        ssh_user: String,
+        auth: String,
+        credential: Option<String>,
+        secret: Option<String>,
+        labels: Option<Json<BTreeMap<String, String>>>,
+    ) -> GqlResult<CommandResult> {
+        let h = NewHost { name, project, ip, port: port.unwrap_or(22), ssh_user, auth, credential, secret, labels: labels.map(|l| l.0).unwrap_or_default() };
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.register_host(&command_ctx(ctx)?, h)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// An admin trusts (or re-trusts) a host key by the fingerprint a scan showed.
+    async fn trust_host_key(&self, ctx: &Context<'_>, host: String, fingerprint: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.trust_host_key(&command_ctx(ctx)?, &host, &fingerprint)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Creates an environment.
+    #[allow(clippy::too_many_arguments)]
+    async fn create_environment(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        project: String,
+        team: String,
+        runtime_type: String,
+        mode: Option<String>,
+        region: Option<String>,
+        labels: Option<Json<BTreeMap<String, String>>>,
+        description: Option<String>,
+    ) -> GqlResult<CommandResult> {
+        let n = NewEnvironment {
+            name,
+            project,
+            team,
+            runtime_type,
+            mode: mode.unwrap_or_else(|| "platform_managed".into()),
+            region: region.unwrap_or_default(),
+            labels: labels.map(|l| l.0).unwrap_or_default(),
+            description: description.unwrap_or_default(),
+        };
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.create_environment(&command_ctx(ctx)?, n)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Binds hosts to an environment with roles.
+    async fn bind_nodes(&self, ctx: &Context<'_>, environment: String, nodes: Vec<NodeInput>) -> GqlResult<CommandResult> {
+        let nodes = nodes.into_iter().map(|n| NodeRequest { host: n.host, node_role: n.node_role, weight: n.weight }).collect();
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.bind_nodes(&command_ctx(ctx)?, &environment, nodes)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Previews an install task (action: preflight, install, upgrade, repair or rollback).
+    async fn preview_install(&self, ctx: &Context<'_>, environment: String, action: Option<String>, install_options: Option<Json<BTreeMap<String, String>>>) -> GqlResult<CommandResult> {
+        let r = InstallPreviewRequest { action, install_options: install_options.map(|o| o.0).unwrap_or_default(), ..Default::default() };
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.preview_install(&command_ctx(ctx)?, &environment, r)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Applies a previewed install task.
+    async fn apply_install(&self, ctx: &Context<'_>, environment: String, preview_ref: Option<String>, confirm: bool) -> GqlResult<CommandResult> {
+        let h = state(ctx)
+            .run(meta(ctx).lang, state(ctx).commands.apply_install(&command_ctx(ctx)?, &environment, preview_ref.as_deref(), confirm, false))
+            .await
+            .map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+}
+
+/// Live install progress.
+#[derive(Default)]
+pub struct EnvironmentSubscription;
+
+#[Subscription]
+impl EnvironmentSubscription {
+    /// A task's progress as it happens: `{"kind": "event", ...}` for every
+    /// task and node-step event, `{"kind": "log", ...}` for every log line.
+    async fn install_task_progress(&self, ctx: &Context<'_>, environment: String, task_id: Uuid) -> BoxStream<'static, GqlResult<Json<Value>>> {
+        let p = match principal(ctx) {
+            Ok(p) => p.clone(),
+            Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
+        };
+        let s = state(ctx).clone();
+        let env_id = id_of("environment", &environment);
+        let visible = views::environment(&s.pool, &p, env_id).await.ok().flatten().is_some();
+        if !visible {
+            let e = crate::error::ApiError::new(opspilot_domain::ErrorCode::EnvironmentNotFound, format!("environment {environment} does not exist")).into_graphql();
+            return futures::stream::once(async move { Err(e) }).boxed();
+        }
+        let task = task_id.to_string();
+        let events = BroadcastStream::new(s.runner.applied.subscribe()).filter_map(move |item| {
+            let out = item.ok().filter(|e| e.detail.get("task_id").and_then(|v| v.as_str()) == Some(task.as_str())).map(|e| {
+                Json(json!({ "kind": "event", "action": e.action, "status": e.status, "detail": e.detail, "position": e.position, "occurred_at": e.occurred_at }))
+            });
+            async move { out.map(Ok) }
+        });
+        let logs = BroadcastStream::new(s.commands.live_logs.subscribe()).filter_map(move |item| {
+            let out = item.ok().filter(|l| l.task_id == task_id).map(|l| Json(json!({ "kind": "log", "line": l })));
+            async move { out.map(Ok) }
+        });
+        futures::stream::select(events, logs).boxed()
+    }
+}

@@ -1,0 +1,193 @@
+//! Hosts: registration (the login secret sealed as a credential), host-key
+//! scan and trust by an admin, connectivity checks, and the SSH sessions
+//! tasks and compose releases open.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use opspilot_domain::host::{Host, HostAccess, HostCommand};
+use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope, ResourceName};
+use opspilot_ssh::{SshAuth, SshError, SshSession, SshTarget};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::ids::{id_for, resolve};
+use crate::{CommandContext, Commands, DecideClone, Handled, Result};
+
+/// What a user registers (the seed's host fields).
+#[derive(Debug, Clone)]
+pub struct NewHost {
+    pub name: String,
+    pub project: String,
+    pub ip: String,
+    pub port: u16,
+    pub ssh_user: String,
+    /// `key` or `password`.
+    pub auth: String,
+    /// An existing credential (id or name) holding the key or password...
+    pub credential: Option<String>,
+    /// ...or the secret itself, sealed as a new credential.
+    pub secret: Option<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+fn host_scope(h: &Host) -> EventScope {
+    let mut s = EventScope::resource("host", h.id.map(|i| i.to_string()).unwrap_or_default());
+    s.project_id = h.project_id.map(|p| p.to_string());
+    s
+}
+
+impl Commands {
+    /// A host the caller may see; others do not exist for them.
+    pub async fn visible_host(&self, ctx: &CommandContext, host: &str) -> Result<Host> {
+        let id = resolve("host", host);
+        let (h, _) = self.load::<Host>(&stream_id_of::<Host>(id)).await?;
+        let p = ctx.principal()?;
+        match h.project_id {
+            Some(project) if p.sees_project(project) => Ok(h),
+            _ => Err(DomainError::new(ErrorCode::NotFound, format!("host {host} does not exist")).into()),
+        }
+    }
+
+    /// Registers a host (`host:manage`). No host key is trusted yet.
+    pub async fn register_host(&self, ctx: &CommandContext, h: NewHost) -> Result<Handled> {
+        self.authorize(ctx, "host:manage", "host.register").await?;
+        let name = ResourceName::parse("name", &h.name)?;
+        let project_id = self.existing_project(&h.project).await?;
+        ctx.principal()?.require_project(project_id)?;
+        let kind = match h.auth.as_str() {
+            "key" => "ssh_private_key",
+            "password" => "ssh_password",
+            _ => return Err(DomainError::validation("auth", "key or password").into()),
+        };
+        let host_id = id_for("host", name.as_str());
+        let credential_id = match (&h.credential, &h.secret) {
+            (Some(c), None) => {
+                let id = resolve("credential", c);
+                if self.vault.get(id).await?.is_none() {
+                    return Err(DomainError::validation("credential_id", format!("credential {c} does not exist")).into());
+                }
+                id
+            }
+            (None, Some(secret)) => {
+                if h.auth == "key" && !secret.contains("PRIVATE KEY-----") {
+                    return Err(DomainError::validation("private_key", "an OpenSSH or PKCS#8 private key in PEM form, without a passphrase").into());
+                }
+                let stored = self.store_credential(ctx, &format!("host-{name}-ssh"), kind, secret, Some(&h.project)).await?;
+                Uuid::parse_str(stored.result["id"].as_str().unwrap_or_default()).map_err(|_| DomainError::new(ErrorCode::InternalError, "credential id"))?
+            }
+            _ => return Err(DomainError::validation("credential_id", "give either credential_id or the private_key/password").into()),
+        };
+        let access = HostAccess { ip: h.ip.clone(), port: h.port, ssh_user: h.ssh_user.clone(), auth_type: h.auth.clone(), credential_id };
+        let cmd = HostCommand::Register { host_id, name: name.clone(), project_id, access, labels: h.labels.clone() };
+        let scope = EventScope::resource("host", host_id).in_project(project_id);
+        self.execute::<Host>(ctx, "host.register", &stream_id_of::<Host>(host_id), &scope, |s| s.decide_clone(&cmd), |_| {
+            json!({ "id": host_id, "name": name, "status": "pending_trust", "credential_id": credential_id })
+        })
+        .await
+    }
+
+    /// Shows the key a host presents now, for an admin to compare with the
+    /// machine's real key before trusting it. Records nothing.
+    pub async fn scan_host_key(&self, ctx: &CommandContext, host: &str) -> Result<serde_json::Value> {
+        self.authorize(ctx, "host:read", "host.scan").await?;
+        let h = self.visible_host(ctx, host).await?;
+        let access = h.access.clone().expect("registered host has access");
+        let presented = opspilot_ssh::scan_host_key(&access.ip, access.port, self.ssh_connect_timeout).await.map_err(ssh_error)?;
+        Ok(json!({
+            "host_id": h.id, "presented_fingerprint": presented, "trusted_fingerprint": h.pinned_fingerprint,
+            "matches": h.pinned_fingerprint.as_deref() == Some(presented.as_str()),
+        }))
+    }
+
+    /// An admin trusts (or re-trusts) a host key by its fingerprint.
+    pub async fn trust_host_key(&self, ctx: &CommandContext, host: &str, fingerprint: &str) -> Result<Handled> {
+        self.authorize(ctx, "host:manage", "host.trust_key").await?;
+        let h = self.visible_host(ctx, host).await?;
+        let p = ctx.principal()?.clone();
+        let cmd = HostCommand::TrustHostKey { fingerprint: fingerprint.trim().to_string(), by: p.user_id, is_admin: p.is_admin() };
+        let id = h.id.expect("visible host has an id");
+        let answer = json!({ "host_id": id, "fingerprint": fingerprint.trim(), "status": "active" });
+        let handled = self.execute::<Host>(ctx, "host.trust_key", &stream_id_of::<Host>(id), &host_scope(&h), |s| s.decide_clone(&cmd), |_| answer.clone()).await;
+        if let Err(e) = &handled {
+            if e.code() == ErrorCode::PermissionDenied {
+                if let crate::CommandError::Domain(d) = e {
+                    self.deny(ctx, "host.trust_key", "admin", d).await?;
+                }
+            }
+        }
+        handled
+    }
+
+    /// Connects to a host and records the outcome (`host.connectivity_checked`).
+    pub async fn check_host(&self, ctx: &CommandContext, host: &str) -> Result<Handled> {
+        self.authorize(ctx, "host:read", "host.check").await?;
+        let h = self.visible_host(ctx, host).await?;
+        let outcome = match self.connect_host(&h).await {
+            Ok(session) => session.exec("uname -srm", Duration::from_secs(10)).await.map(|o| o.stdout.trim().to_string()).map_err(|e| e),
+            Err(e) => Err(e),
+        };
+        let (error_key, presented, summary) = match &outcome {
+            Ok(uname) => (None, None, uname.clone()),
+            Err(e) => (Some(e.code()), presented_of(e), e.to_string()),
+        };
+        let id = h.id.expect("visible host has an id");
+        let cmd = HostCommand::RecordCheck { error_key, presented_fingerprint: presented.clone(), summary: summary.clone(), at: ctx.now };
+        let answer = json!({
+            "host_id": id, "reachable": outcome.is_ok(), "error_key": error_key.map(|e| e.key()), "presented_fingerprint": presented,
+            "summary": summary,
+        });
+        self.execute::<Host>(ctx, "host.check", &stream_id_of::<Host>(id), &host_scope(&h), |s| s.decide_clone(&cmd), |_| answer.clone()).await
+    }
+
+    /// Records what a task or release learnt of a host when connecting failed.
+    pub(crate) async fn record_host_failure(&self, h: &Host, e: &SshError) -> Result<()> {
+        let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
+        let id = h.id.expect("loaded host has an id");
+        let cmd = HostCommand::RecordCheck { error_key: Some(e.code()), presented_fingerprint: presented_of(e), summary: e.to_string(), at: ctx.now };
+        self.execute::<Host>(&ctx, "host.check", &stream_id_of::<Host>(id), &host_scope(h), |s| s.decide_clone(&cmd), |_| json!({})).await?;
+        Ok(())
+    }
+
+    /// The SSH target of a host: address, login secret, pinned key. A host
+    /// without a trusted key cannot be reached (`ssh_host_key_mismatch`).
+    pub(crate) async fn ssh_target(&self, h: &Host) -> Result<SshTarget> {
+        let access = h.access.clone().ok_or_else(|| DomainError::new(ErrorCode::NotFound, "host does not exist"))?;
+        let name = h.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
+        let pinned = h.pinned_fingerprint.clone().ok_or_else(|| {
+            DomainError::new(ErrorCode::SshHostKeyMismatch, format!("no host key of {name} is trusted yet: scan it and have an admin trust it"))
+        })?;
+        let secret = self.vault.get(access.credential_id).await?.ok_or_else(|| DomainError::new(ErrorCode::SshAuthFailed, format!("the credential of {name} is gone")))?;
+        let secret = String::from_utf8(secret).map_err(|_| DomainError::new(ErrorCode::SshAuthFailed, "the stored secret is not text"))?;
+        let auth = if access.auth_type == "password" { SshAuth::Password(secret) } else { SshAuth::PrivateKey(secret) };
+        Ok(SshTarget { address: access.ip, port: access.port, user: access.ssh_user, auth, pinned_fingerprint: pinned, connect_timeout: self.ssh_connect_timeout })
+    }
+
+    /// Opens an authenticated session to a host.
+    pub(crate) async fn connect_host(&self, h: &Host) -> std::result::Result<SshSession, SshError> {
+        let target = match self.ssh_target(h).await {
+            Ok(t) => t,
+            Err(e) => {
+                let pinned = h.pinned_fingerprint.clone().unwrap_or_else(|| "nothing".into());
+                return Err(match e.code() {
+                    ErrorCode::SshHostKeyMismatch => SshError::HostKeyMismatch { address: h.access.as_ref().map(|a| a.ip.clone()).unwrap_or_default(), pinned, presented: String::new() },
+                    _ => SshError::AuthFailed { address: h.access.as_ref().map(|a| a.ip.clone()).unwrap_or_default(), user: h.access.as_ref().map(|a| a.ssh_user.clone()).unwrap_or_default() },
+                });
+            }
+        };
+        SshSession::connect(&target).await
+    }
+}
+
+/// The key a host presented, when a pin refused it.
+fn presented_of(e: &SshError) -> Option<String> {
+    match e {
+        SshError::HostKeyMismatch { presented, .. } if !presented.is_empty() => Some(presented.clone()),
+        _ => None,
+    }
+}
+
+/// An SSH failure as a dictionary error.
+pub(crate) fn ssh_error(e: SshError) -> DomainError {
+    DomainError::new(e.code(), e.to_string())
+}

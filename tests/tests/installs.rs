@@ -1,0 +1,521 @@
+//! Environments over SSH, against the real test hosts: hosts with pinned
+//! keys, the signed bundle, install tasks (including a SIGKILL of OpsPilot in
+//! the middle of one), Docker Compose installed on a fresh host, and compose
+//! releases of svc-b through the inbox.
+//!
+//! Hosts: index 3 gets Compose installed and serves svc-b; index 2 is the
+//! kill-and-resume install; index 1 takes the SSH faults (stopped, wrong key,
+//! rotated host key); index 0 the hook failure, metacharacters and approvals.
+//! Every install is rolled back so the hosts end as fresh as they began.
+
+use std::path::Path;
+use std::time::Duration;
+
+use opspilot_tests::env::{self, bundle_copy, compose_bundle, host_fault, host_fingerprint, on_host, resign};
+use opspilot_tests::{eventually, spawn_app_with, TestApp};
+use serde_json::{json, Value};
+
+const TASK_DEADLINE: Duration = Duration::from_secs(600);
+
+struct Site {
+    app: TestApp,
+    admin: String,
+    dev: String,
+    approver: String,
+}
+
+async fn site(bundle: &Path) -> Site {
+    site_with(bundle, |_| {}).await
+}
+
+async fn site_with(bundle: &Path, change: impl FnOnce(&mut opspilot_api::Config)) -> Site {
+    let key = env::bundle_public_key();
+    let bundle = bundle.to_path_buf();
+    let app = spawn_app_with(move |c| {
+        c.script_root = bundle;
+        c.bundle_trusted_key = Some(key);
+        change(c);
+    })
+    .await;
+    let (dev, approver) = app.demo_users().await;
+    let admin = app.admin().await;
+    Site { app, admin, dev, approver }
+}
+
+impl Site {
+    /// Registers test host `i` (root with its key, or `ops` with its key),
+    /// checks the scan shows the key the host really has, and trusts it.
+    async fn add_host(&self, name: &str, i: usize, as_root: bool, labels: Value) {
+        let h = &env::shared()["hosts"][i];
+        let (user, key_path) = if as_root { ("root", h["root"]["privateKeyPath"].as_str().unwrap()) } else { ("ops", h["nonRoot"]["privateKeyPath"].as_str().unwrap()) };
+        let key = std::fs::read_to_string(key_path).unwrap();
+        let body = json!({ "name": name, "project_id": "proj-alpha", "ip": h["ip"], "port": 22, "ssh_user": user, "auth": "key", "private_key": key, "labels": labels });
+        let created = self.app.rest("POST", "/api/v1/hosts", Some(&self.admin), Some(body)).await;
+        assert_eq!(created.data()["status"], "pending_trust");
+        let scan = self.app.rest("POST", &format!("/api/v1/hosts/{name}/host-key/scan"), Some(&self.admin), None).await;
+        let presented = scan.data()["presented_fingerprint"].as_str().unwrap().to_string();
+        assert_eq!(presented, host_fingerprint(i), "the scan shows the key the host has");
+        assert_eq!(scan.data()["matches"], false, "nothing is trusted before an admin says so");
+        let trusted = self.app.rest("POST", &format!("/api/v1/hosts/{name}/host-key/trust"), Some(&self.admin), Some(json!({ "fingerprint": presented }))).await;
+        assert_eq!(trusted.data()["status"], "active");
+    }
+
+    async fn compose_env(&self, name: &str, hosts: &[&str], labels: Value) {
+        let body = json!({ "name": name, "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "mode": "platform_managed", "region": "cn-hz", "labels": labels });
+        assert_eq!(self.app.rest("POST", "/api/v1/environments", Some(&self.admin), Some(body)).await.data()["status"], "draft");
+        let nodes: Vec<Value> = hosts.iter().map(|h| json!({ "host_id": h, "node_role": "compose_manager", "weight": 100 })).collect();
+        self.app.rest("PUT", &format!("/api/v1/environments/{name}/nodes"), Some(&self.admin), Some(json!({ "nodes": nodes }))).await.data();
+    }
+
+    async fn preview(&self, env: &str, body: Value) -> Value {
+        self.app.rest("POST", &format!("/api/v1/environments/{env}/install/preview"), Some(&self.admin), Some(body)).await.data().clone()
+    }
+
+    async fn apply(&self, env: &str, preview_ref: &str) -> Value {
+        self.app.rest("POST", &format!("/api/v1/environments/{env}/install/apply"), Some(&self.admin), Some(json!({ "preview_ref": preview_ref, "confirm": true }))).await.data().clone()
+    }
+
+    /// Waits for a task to end; answers its detail.
+    async fn finished_task(&self, env: &str, task_id: &str) -> Value {
+        wait_task(&self.app.url(""), &self.admin, env, task_id).await
+    }
+
+    /// Previews and applies the rollback of an environment, waits for it.
+    async fn roll_back_install(&self, env: &str) -> Value {
+        let p = self.preview(env, json!({ "action": "rollback" })).await;
+        let t = self.app.rest("POST", &format!("/api/v1/environments/{env}/install/rollback"), Some(&self.admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
+        let task_id = t.data()["task_id"].as_str().unwrap().to_string();
+        self.finished_task(env, &task_id).await
+    }
+}
+
+async fn wait_task(base: &str, token: &str, env: &str, task_id: &str) -> Value {
+    let http = reqwest::Client::new();
+    let url = format!("{base}/api/v1/environments/{env}/install/tasks/{task_id}");
+    let deadline = tokio::time::Instant::now() + TASK_DEADLINE;
+    loop {
+        if let Ok(r) = http.get(&url).bearer_auth(token).send().await {
+            if let Ok(v) = r.json::<Value>().await {
+                let status = v["data"]["status"].as_str().unwrap_or_default().to_string();
+                if ["succeeded", "failed", "rolled_back"].contains(&status.as_str()) {
+                    return v["data"].clone();
+                }
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "task {task_id} did not finish in time");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn step<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name} in {task}"))
+}
+
+async fn page(ip: &str, port: u16) -> Option<String> {
+    let r = reqwest::Client::builder().timeout(Duration::from_secs(3)).build().unwrap().get(format!("http://{ip}:{port}/")).send().await.ok()?;
+    r.text().await.ok()
+}
+
+async fn release_status(s: &Site, id: &str) -> String {
+    s.app.rest("GET", &format!("/api/v1/deploy/releases/{id}"), Some(&s.dev), None).await.data()["status"].as_str().unwrap_or_default().to_string()
+}
+
+/// Previews and applies a svc-b release as dev_user, approves it as
+/// approver_user in the inbox, waits for `applied`; answers (release id, preview).
+async fn ship_svc_b(s: &Site, message: &str) -> (String, Value) {
+    let params = json!({ "service_id": "svc-b", "target_id": "target-compose-prod", "env": "production", "variables": { "message": message } });
+    let preview = s.app.rest("POST", "/api/v1/deploy/releases/preview", Some(&s.dev), Some(params.clone())).await.data().clone();
+    assert_eq!(preview["runtime"], "compose");
+    let mut apply = params.clone();
+    apply["preview_ref"] = preview["preview_ref"].clone();
+    let applied = s.app.rest("POST", "/api/v1/deploy/releases/apply", Some(&s.dev), Some(apply)).await.data().clone();
+    assert_eq!(applied["status"], "pending_approval", "production compose releases wait in the inbox");
+    let ticket = applied["approval_ticket"].as_str().unwrap().to_string();
+    s.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&s.approver), Some(json!({ "comment": "ok" }))).await.data();
+    let id = applied["release_id"].as_str().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(180), async || ["applied", "failed"].contains(&release_status(s, &id).await.as_str())).await, "release {id} did not end");
+    assert_eq!(release_status(s, &id).await, "applied", "timeline: {}", s.app.rest("GET", &format!("/api/v1/deploy/releases/{id}/timeline"), Some(&s.dev), None).await.body);
+    (id, preview)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and_rolled_back() {
+    let s = site(compose_bundle()).await;
+    let ip = env::shared()["hosts"][3]["ip"].as_str().unwrap().to_string();
+    // Inputs full of shell syntax: they are data and must run nothing.
+    let evil = "$(touch /tmp/pwned-label) `touch /tmp/pwned-tick` ' \" ;touch /tmp/pwned-semi\nnext";
+    s.add_host("compose-1", 3, true, json!({ "note": evil })).await;
+    s.compose_env("env-compose-prod", &["compose-1"], json!({ "owner": evil })).await;
+
+    let p = s.preview("env-compose-prod", json!({ "runtime_type": "compose", "script_root": "script", "install_options": { "note": evil } })).await;
+    assert_eq!(p["steps"], json!(["upload-bundle", "preflight.sh", "install-compose.sh", "post-install-verify.sh"]));
+    let codes: Vec<&str> = p["checks"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["artifacts_ok", "ssh_ok", "roles_ok"]);
+    let t = s.apply("env-compose-prod", p["preview_ref"].as_str().unwrap()).await;
+    assert_eq!(t["status"], "running");
+    let task = s.finished_task("env-compose-prod", t["task_id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    for st in task["steps"].as_array().unwrap() {
+        assert_eq!(st["status"], "succeeded", "{st}");
+        let node = &st["nodes"][0];
+        assert_eq!(node["exit_code"], 0);
+        assert!(node["duration_ms"].as_i64().unwrap() >= 0 && node["log_lines"].as_i64().unwrap() > 0, "{node}");
+    }
+    assert!(step(&task, "install-compose.sh")["nodes"][0]["outputs"]["docker_version"].is_string(), "structured outputs are kept: {task}");
+    let logs = s.app.rest("GET", &format!("/api/v1/environments/env-compose-prod/install/tasks/{}/logs?step_index=2", t["task_id"].as_str().unwrap()), Some(&s.admin), None).await;
+    assert!(logs.data()["list"].as_array().unwrap().iter().any(|l| l["line"].as_str().unwrap().starts_with("[INFO]")), "hook lines are stored: {}", logs.body);
+    let env_view = s.app.rest("GET", "/api/v1/environments/env-compose-prod", Some(&s.dev), None).await;
+    assert_eq!(env_view.data()["status"], "ready");
+    let health = s.app.rest("POST", "/api/v1/environments/env-compose-prod/health/check", Some(&s.dev), None).await;
+    assert_eq!(health.data()["healthy"], true, "{}", health.body);
+    assert!(health.data()["nodes"][0]["compose_version"].is_string());
+    // The context reached the host verbatim, and nothing ran.
+    let context = on_host(3, &format!("cat /opt/opspilot/tasks/{}/context.json", t["task_id"].as_str().unwrap()));
+    let context: Value = serde_json::from_str(&context).expect("context.json is JSON");
+    assert_eq!(context["node"]["labels"]["note"], evil);
+    assert_eq!(context["install_options"]["note"], evil);
+    assert_eq!(on_host(3, "ls /tmp/pwned-* 2>/dev/null; ls / | grep pwned"), "", "an input executed something");
+
+    // svc-b: a compose service released through the inbox.
+    let svc = json!({
+        "name": "svc-b", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "risk_level": "medium",
+        "manifest_template": "services:\n  web:\n    image: opspilot-busybox:1\n    network_mode: host\n    command: [\"sh\", \"-c\", \"busybox mkdir -p /tmp/www && echo '{{ message }}' > /tmp/www/index.html && exec busybox httpd -f -p 8080 -h /tmp/www\"]\n",
+        "default_variables": { "message": "svc-b v1" },
+    });
+    s.app.rest("POST", "/api/v1/deploy/services", Some(&s.admin), Some(svc)).await.data();
+    let target = json!({ "name": "target-compose-prod", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "env": "production", "environment_id": "env-compose-prod", "host_id": "compose-1", "project_name": "svc-b-prod" });
+    s.app.rest("POST", "/api/v1/deploy/targets", Some(&s.admin), Some(target)).await.data();
+
+    let (v1, preview) = ship_svc_b(&s, "svc-b v1").await;
+    assert!(preview["diff"]["diff"].as_str().unwrap().contains("+services:"), "the first diff adds the whole file: {preview}");
+    assert!(eventually(Duration::from_secs(30), async || page(&ip, 8080).await.is_some_and(|p| p.contains("svc-b v1"))).await, "svc-b v1 serves its page");
+
+    let (v2, preview) = ship_svc_b(&s, "svc-b v2").await;
+    let diff = preview["diff"]["diff"].as_str().unwrap();
+    assert!(diff.contains("-") && diff.contains("svc-b v2"), "the upgrade's diff shows the change: {diff}");
+    assert!(eventually(Duration::from_secs(30), async || page(&ip, 8080).await.is_some_and(|p| p.contains("svc-b v2"))).await, "svc-b v2 serves its page");
+
+    let ps = s.app.rest("GET", "/api/v1/deploy/targets/target-compose-prod/compose/ps", Some(&s.dev), None).await;
+    let services = ps.data()["services"].as_array().unwrap().clone();
+    assert_eq!(services.len(), 1, "{}", ps.body);
+    assert_eq!(services[0]["state"], "running");
+    let logs = s.app.rest("GET", "/api/v1/deploy/targets/target-compose-prod/compose/logs?tail=20", Some(&s.dev), None).await;
+    assert!(logs.data()["lines"].is_array(), "{}", logs.body);
+
+    // Rollback of v2 through the inbox: v1's file is back.
+    let rb = s.app.rest("POST", &format!("/api/v1/deploy/releases/{v2}/rollback"), Some(&s.dev), Some(json!({}))).await;
+    assert_eq!(rb.data()["rollback_to"], v1.as_str());
+    let ticket = rb.data()["approval_ticket"].as_str().unwrap().to_string();
+    s.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&s.approver), Some(json!({}))).await.data();
+    assert!(eventually(Duration::from_secs(120), async || release_status(&s, &v2).await == "rolled_back").await, "rollback did not complete: {}", release_status(&s, &v2).await);
+    assert!(eventually(Duration::from_secs(30), async || page(&ip, 8080).await.is_some_and(|p| p.contains("svc-b v1"))).await, "v1 serves again after the rollback");
+    let timeline = s.app.rest("GET", &format!("/api/v1/deploy/releases/{v2}/timeline"), Some(&s.dev), None).await;
+    let actions: Vec<String> = timeline.data()["list"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_string()).collect();
+    for a in ["compose.preflight_succeeded", "compose.config_rendered", "compose.up_started", "compose.up_succeeded", "compose.ps_collected", "compose.rollback_started", "compose.rollback_succeeded", "release.rollback_completed"] {
+        assert!(actions.iter().any(|x| x == a), "{a} missing from the timeline: {actions:?}");
+    }
+
+    // Uninstall: the rollback hooks leave the host fresh.
+    on_host(3, "docker rm -f $(docker ps -aq) >/dev/null 2>&1; true");
+    let task = s.roll_back_install("env-compose-prod").await;
+    assert_eq!(task["status"], "rolled_back", "{task}");
+    assert_eq!(s.app.rest("GET", "/api/v1/environments/env-compose-prod", Some(&s.dev), None).await.data()["status"], "draft");
+    assert_eq!(on_host(3, "command -v dockerd || pgrep -x dockerd || echo gone").trim(), "gone");
+    assert!(page(&ip, 8080).await.is_none(), "nothing serves after the uninstall");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broken_bundle_is_refused_at_preview_with_its_error() {
+    let cases: [(&str, &dyn Fn(&Path), &str); 4] = [
+        ("missing", &|d: &Path| std::fs::remove_file(d.join("bin/linux-amd64/docker-compose")).unwrap(), "artifact_missing"),
+        (
+            "flipped",
+            &|d: &Path| {
+                let f = d.join("bin/linux-amd64/runc");
+                let mut bytes = std::fs::read(&f).unwrap();
+                bytes[1000] ^= 0x01;
+                std::fs::remove_file(&f).unwrap();
+                std::fs::write(&f, bytes).unwrap();
+            },
+            "artifact_checksum_mismatch",
+        ),
+        (
+            "signature",
+            &|d: &Path| {
+                let f = d.join("checksums/SHA256SUMS");
+                let text = std::fs::read_to_string(&f).unwrap().replacen('0', "1", 1);
+                std::fs::remove_file(&f).unwrap();
+                std::fs::write(&f, text).unwrap();
+            },
+            "artifact_checksum_mismatch",
+        ),
+        (
+            "traversal",
+            &|d: &Path| {
+                let f = d.join("manifests/index.yaml");
+                let text = std::fs::read_to_string(&f).unwrap().replacen("path: hooks/preflight.sh", "path: ../../../../etc/passwd", 1);
+                std::fs::remove_file(&f).unwrap();
+                std::fs::write(&f, text).unwrap();
+            },
+            "artifact_manifest_missing",
+        ),
+    ];
+    for (tag, break_it, expected) in cases {
+        let dir = bundle_copy(tag);
+        break_it(&dir);
+        let s = site(&dir).await;
+        s.add_host("bundle-host", 0, true, json!({})).await;
+        s.compose_env("env-bundle", &["bundle-host"], json!({})).await;
+        let a = s.app.rest("POST", "/api/v1/environments/env-bundle/install/preview", Some(&s.admin), Some(json!({}))).await;
+        assert_eq!(a.error_key(), expected, "{tag}: {}", a.body);
+        assert!(a.body["data"]["hint"].as_str().is_some_and(|h| !h.is_empty()), "{tag}: the error carries a hint");
+        let tasks = s.app.rest("GET", "/api/v1/environments/env-bundle/install/tasks", Some(&s.admin), None).await;
+        assert_eq!(tasks.data()["total"], 0, "{tag}: nothing ran");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ssh_faults_are_refused_with_their_errors_and_a_changed_host_key_needs_an_admin() {
+    let s = site(compose_bundle()).await;
+    s.add_host("fault-host", 1, true, json!({})).await;
+    s.compose_env("env-faults", &["fault-host"], json!({})).await;
+    assert!(s.preview("env-faults", json!({ "action": "preflight" })).await["preview_ref"].is_string());
+
+    // Wrong key: the ops user's key offered as root.
+    let h = &env::shared()["hosts"][1];
+    let wrong = std::fs::read_to_string(h["nonRoot"]["privateKeyPath"].as_str().unwrap()).unwrap();
+    let body = json!({ "name": "wrong-key", "project_id": "proj-alpha", "ip": h["ip"], "ssh_user": "root", "auth": "key", "private_key": wrong });
+    s.app.rest("POST", "/api/v1/hosts", Some(&s.admin), Some(body)).await.data();
+    s.app.rest("POST", "/api/v1/hosts/wrong-key/host-key/trust", Some(&s.admin), Some(json!({ "fingerprint": host_fingerprint(1) }))).await.data();
+    s.compose_env("env-wrong-key", &["wrong-key"], json!({})).await;
+    let a = s.app.rest("POST", "/api/v1/environments/env-wrong-key/install/preview", Some(&s.admin), Some(json!({}))).await;
+    assert_eq!(a.error_key(), "ssh_auth_failed", "{}", a.body);
+    assert_eq!(s.app.rest("GET", "/api/v1/hosts/wrong-key", Some(&s.admin), None).await.data()["status"], "auth_failed");
+
+    // Only an admin trusts keys.
+    let denied = s.app.rest("POST", "/api/v1/hosts/fault-host/host-key/trust", Some(&s.dev), Some(json!({ "fingerprint": host_fingerprint(1) }))).await;
+    assert_eq!(denied.error_key(), "permission_denied");
+
+    // The host key changes: refused until an admin trusts the new key.
+    let old = host_fingerprint(1);
+    host_fault("rotate-hostkey", 1);
+    let new = host_fingerprint(1);
+    assert_ne!(old, new);
+    let check = s.app.rest("POST", "/api/v1/hosts/fault-host/check", Some(&s.admin), None).await;
+    assert_eq!(check.data()["reachable"], false);
+    assert_eq!(check.data()["error_key"], "ssh_host_key_mismatch");
+    assert_eq!(check.data()["presented_fingerprint"], new.as_str());
+    let a = s.app.rest("POST", "/api/v1/environments/env-faults/install/preview", Some(&s.admin), Some(json!({}))).await;
+    assert_eq!(a.error_key(), "ssh_host_key_mismatch", "{}", a.body);
+    let host = s.app.rest("GET", "/api/v1/hosts/fault-host", Some(&s.admin), None).await;
+    assert_eq!(host.data()["status"], "key_mismatch");
+    assert_eq!(host.data()["host_key_fingerprint"], old.as_str(), "the old pin stays until an admin acts");
+    s.app.rest("POST", "/api/v1/hosts/fault-host/host-key/trust", Some(&s.admin), Some(json!({ "fingerprint": new }))).await.data();
+    assert_eq!(s.app.rest("POST", "/api/v1/hosts/fault-host/check", Some(&s.admin), None).await.data()["reachable"], true);
+
+    // The host stops: unreachable.
+    host_fault("stop", 1);
+    let a = s.app.rest("POST", "/api/v1/environments/env-faults/install/preview", Some(&s.admin), Some(json!({}))).await;
+    host_fault("start", 1);
+    assert_eq!(a.error_key(), "ssh_unreachable", "{}", a.body);
+    assert_eq!(s.app.rest("GET", "/api/v1/hosts/fault-host", Some(&s.admin), None).await.data()["status"], "unreachable");
+    let audit = s.app.rest("GET", "/api/v1/audit/events?action=host.connectivity_checked", Some(&s.admin), None).await;
+    assert!(audit.data()["total"].as_i64().unwrap() >= 3, "every failed contact is recorded: {}", audit.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_hook_fails_its_step_with_exit_code_and_stderr_and_approvals_gate_installs() {
+    let dir = bundle_copy("failing-hook");
+    let hook = dir.join("hooks/preflight.sh");
+    std::fs::remove_file(&hook).unwrap();
+    std::fs::write(&hook, "#!/usr/bin/env bash\nset -euo pipefail\necho \"[INFO] check=disk result=failed\"\necho 'boom: the disk is on fire' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    resign(&dir);
+    let s = site(&dir).await;
+    // As the ops user: every command goes through sudo -n.
+    s.add_host("hook-host", 0, false, json!({})).await;
+    s.compose_env("env-hook", &["hook-host"], json!({ "tier": "prod" })).await;
+
+    // tier=prod: the task waits in the inbox; a rejection ends it unrun.
+    let p = s.preview("env-hook", json!({ "action": "preflight" })).await;
+    assert_eq!(p["steps"], json!(["upload-bundle", "preflight.sh"]));
+    let t = s.apply("env-hook", p["preview_ref"].as_str().unwrap()).await;
+    assert_eq!(t["status"], "pending_approval");
+    let ticket = t["approval_ticket"].as_str().unwrap().to_string();
+    let inbox = s.app.rest("GET", "/api/v1/approvals/inbox?view=pending&scope_type=install", Some(&s.approver), None).await;
+    assert!(inbox.data()["list"].as_array().unwrap().iter().any(|i| i["ticket"] == ticket.as_str()), "{}", inbox.body);
+    s.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/reject"), Some(&s.approver), Some(json!({ "comment": "not today" }))).await.data();
+    let task = s.finished_task("env-hook", t["task_id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "failed");
+    assert_eq!(task["error_key"], "approval_rejected");
+    assert_eq!(task["started_at"], Value::Null, "a rejected task never ran");
+
+    // Approved: it runs, and the hook's failure is recorded with its exit code and stderr.
+    let p = s.preview("env-hook", json!({ "action": "preflight" })).await;
+    let t = s.apply("env-hook", p["preview_ref"].as_str().unwrap()).await;
+    let ticket = t["approval_ticket"].as_str().unwrap().to_string();
+    s.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&s.approver), Some(json!({}))).await.data();
+    let task = s.finished_task("env-hook", t["task_id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["error_key"], "preflight_failed");
+    assert_eq!(step(&task, "upload-bundle")["status"], "succeeded");
+    let failed = &step(&task, "preflight.sh")["nodes"][0];
+    assert_eq!(failed["exit_code"], 3);
+    assert!(failed["stderr_excerpt"].as_str().unwrap().contains("the disk is on fire"), "{failed}");
+    assert_eq!(failed["outputs"]["check"], "disk");
+    let events = s.app.rest("GET", "/api/v1/audit/events?action=environment.install_failed", Some(&s.admin), None).await;
+    let detail = &events.data()["list"][0]["detail"];
+    assert_eq!(detail["step_name"], "preflight.sh");
+    assert_eq!(detail["exit_code"], 3);
+    assert_eq!(detail["error_key"], "preflight_failed");
+    assert_eq!(s.app.rest("GET", "/api/v1/environments/env-hook", Some(&s.admin), None).await.data()["status"], "draft", "a preflight leaves the status alone");
+    on_host(0, "rm -rf /opt/opspilot");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn install_apply_follows_the_preview_rules() {
+    let s = site_with(compose_bundle(), |c| c.preview_ttl_seconds = 2).await;
+    s.add_host("rules-host", 0, true, json!({})).await;
+    s.add_host("rules-host-2", 1, true, json!({})).await;
+    s.compose_env("env-rules", &["rules-host"], json!({})).await;
+    let apply = |pref: Value, confirm: bool| {
+        let s = &s;
+        async move { s.app.rest("POST", "/api/v1/environments/env-rules/install/apply", Some(&s.admin), Some(json!({ "preview_ref": pref, "confirm": confirm }))).await }
+    };
+    assert_eq!(apply(Value::Null, true).await.error_key(), "preview_required");
+    assert_eq!(apply(json!("inst-prev-nothing"), true).await.error_key(), "preview_required");
+    let p = s.preview("env-rules", json!({ "action": "preflight" })).await;
+    assert_eq!(apply(p["preview_ref"].clone(), false).await.error_key(), "validation_error");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(apply(p["preview_ref"].clone(), true).await.error_key(), "preview_expired");
+    let p = s.preview("env-rules", json!({ "action": "preflight" })).await;
+    let nodes = json!({ "nodes": [{ "host_id": "rules-host", "node_role": "compose_manager" }, { "host_id": "rules-host-2", "node_role": "compose_worker" }] });
+    s.app.rest("PUT", "/api/v1/environments/env-rules/nodes", Some(&s.admin), Some(nodes)).await.data();
+    assert_eq!(apply(p["preview_ref"].clone(), true).await.error_key(), "preview_mismatch");
+    let bad = s.app.rest("PUT", "/api/v1/environments/env-rules/nodes", Some(&s.admin), Some(json!({ "nodes": [{ "host_id": "rules-host", "node_role": "control_plane" }] }))).await;
+    assert_eq!(bad.error_key(), "node_role_invalid");
+    s.app.rest("PUT", "/api/v1/environments/env-rules/nodes", Some(&s.admin), Some(json!({ "nodes": [{ "host_id": "rules-host", "node_role": "compose_worker" }] }))).await.data();
+    let few = s.app.rest("POST", "/api/v1/environments/env-rules/install/preview", Some(&s.admin), Some(json!({}))).await;
+    assert_eq!(few.error_key(), "insufficient_nodes");
+    let tasks = s.app.rest("GET", "/api/v1/environments/env-rules/install/tasks", Some(&s.admin), None).await;
+    assert_eq!(tasks.data()["total"], 0, "no refused apply created a task");
+    let denied = s.app.rest("POST", "/api/v1/environments/env-rules/install/preview", Some(&s.dev), Some(json!({}))).await;
+    assert_eq!(denied.error_key(), "permission_denied");
+}
+
+/// OpsPilot as its own process, so it can be killed.
+struct Server {
+    child: std::process::Child,
+    base: String,
+}
+
+fn serve(db_url: &str, bundle: &Path) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(opspilot_tests::opspilot_bin())
+        .arg("serve")
+        .env("DATABASE_URL", db_url)
+        .env("OPSPILOT_MASTER_KEY", opspilot_tests::test_master_key())
+        .env("OPSPILOT_ADMIN_PASSWORD", opspilot_tests::ADMIN_PASSWORD)
+        .env("OPSPILOT_LISTEN", format!("127.0.0.1:{port}"))
+        .env("OPSPILOT_SCRIPT_ROOT", bundle)
+        .env("OPSPILOT_BUNDLE_TRUSTED_KEY", env::bundle_public_key())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("opspilot serve starts");
+    Server { child, base: format!("http://127.0.0.1:{port}") }
+}
+
+async fn rest(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+    let mut req = reqwest::Client::new().request(method.parse().unwrap(), format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let v: Value = req.send().await.expect("request").json().await.expect("json");
+    assert_eq!(v["code"], 1000, "{method} {path}: {v}");
+    v["data"].clone()
+}
+
+async fn ready(base: &str) -> String {
+    assert!(
+        eventually(Duration::from_secs(60), async || reqwest::Client::new()
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({ "username": "admin", "password": opspilot_tests::ADMIN_PASSWORD }))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success()))
+        .await,
+        "OpsPilot did not come up at {base}"
+    );
+    rest(base, "POST", "/api/v1/auth/login", None, Some(json!({ "username": "admin", "password": opspilot_tests::ADMIN_PASSWORD }))).await["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_install_survives_sigkill_of_opspilot_and_finished_node_steps_do_not_run_again() {
+    // A verify hook that takes a few seconds: the moment to kill OpsPilot.
+    let dir = bundle_copy("slow-verify");
+    let hook = dir.join("hooks/post-install-verify.sh");
+    let text = std::fs::read_to_string(&hook).unwrap().replacen("set -euo pipefail\n", "set -euo pipefail\nsleep 6\n", 1);
+    std::fs::remove_file(&hook).unwrap();
+    std::fs::write(&hook, text).unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    resign(&dir);
+
+    let db = opspilot_tests::TestDb::new().await;
+    let mut server = serve(&db.url, &dir);
+    let admin = ready(&server.base).await;
+    let b = server.base.clone();
+    rest(&b, "POST", "/api/v1/projects", Some(&admin), Some(json!({ "name": "proj-alpha" }))).await;
+    rest(&b, "POST", "/api/v1/teams", Some(&admin), Some(json!({ "name": "team-app", "project_id": "proj-alpha" }))).await;
+    let h = &env::shared()["hosts"][2];
+    let key = std::fs::read_to_string(h["root"]["privateKeyPath"].as_str().unwrap()).unwrap();
+    rest(&b, "POST", "/api/v1/hosts", Some(&admin), Some(json!({ "name": "resume-host", "project_id": "proj-alpha", "ip": h["ip"], "ssh_user": "root", "auth": "key", "private_key": key }))).await;
+    rest(&b, "POST", "/api/v1/hosts/resume-host/host-key/trust", Some(&admin), Some(json!({ "fingerprint": host_fingerprint(2) }))).await;
+    rest(&b, "POST", "/api/v1/environments", Some(&admin), Some(json!({ "name": "env-resume", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose" }))).await;
+    rest(&b, "PUT", "/api/v1/environments/env-resume/nodes", Some(&admin), Some(json!({ "nodes": [{ "host_id": "resume-host", "node_role": "compose_manager" }] }))).await;
+    let p = rest(&b, "POST", "/api/v1/environments/env-resume/install/preview", Some(&admin), Some(json!({}))).await;
+    let t = rest(&b, "POST", "/api/v1/environments/env-resume/install/apply", Some(&admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
+    let task_id = t["task_id"].as_str().unwrap().to_string();
+    let task_url = format!("/api/v1/environments/env-resume/install/tasks/{task_id}");
+
+    // Kill it while the verify step runs.
+    let verifying = eventually(Duration::from_secs(300), async || {
+        let v = rest(&b, "GET", &task_url, Some(&admin), None).await;
+        step(&v, "post-install-verify.sh")["status"] == "running"
+    })
+    .await;
+    assert!(verifying, "the verify step never started");
+    server.child.kill().expect("SIGKILL");
+    server.child.wait().unwrap();
+
+    let mut server = serve(&db.url, &dir);
+    let admin = ready(&server.base).await;
+    let task = wait_task(&server.base, &admin, "env-resume", &task_id).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    let started = db
+        .client()
+        .await
+        .query("SELECT detail->>'step_name', count(*) FROM events WHERE action = 'environment.install_step_started' AND detail->>'task_id' = $1 GROUP BY 1", &[&task_id])
+        .await
+        .unwrap();
+    let count = |name: &str| started.iter().find(|r| r.get::<_, String>(0) == name).map(|r| r.get::<_, i64>(1)).unwrap_or(0);
+    assert_eq!(count("upload-bundle"), 1, "finished node-steps are not run again");
+    assert_eq!(count("preflight.sh"), 1);
+    assert_eq!(count("install-compose.sh"), 1);
+    assert_eq!(count("post-install-verify.sh"), 2, "the interrupted step runs again");
+
+    // Uninstall, so the host is fresh again.
+    let b = server.base.clone();
+    let p = rest(&b, "POST", "/api/v1/environments/env-resume/install/preview", Some(&admin), Some(json!({ "action": "rollback" }))).await;
+    let t = rest(&b, "POST", "/api/v1/environments/env-resume/install/rollback", Some(&admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
+    let task = wait_task(&b, &admin, "env-resume", t["task_id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "rolled_back", "{task}");
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
