@@ -151,9 +151,10 @@ pub struct EnvironmentSubscription;
 
 #[Subscription]
 impl EnvironmentSubscription {
-    /// A task's progress as it happens: `{"kind": "event", ...}` for every
-    /// task and node-step event, `{"kind": "log", ...}` for every log line.
-    async fn install_task_progress(&self, ctx: &Context<'_>, environment: String, task_id: Uuid) -> BoxStream<'static, GqlResult<Json<Value>>> {
+    /// Install progress as it happens, of one task or (without `taskId`) of
+    /// every task of the environment: `{"kind": "event", ...}` for every task
+    /// and node-step event, `{"kind": "log", ...}` for every log line.
+    async fn install_task_progress(&self, ctx: &Context<'_>, environment: String, task_id: Option<Uuid>) -> BoxStream<'static, GqlResult<Json<Value>>> {
         let p = match principal(ctx) {
             Ok(p) => p.clone(),
             Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
@@ -165,15 +166,17 @@ impl EnvironmentSubscription {
             let e = crate::error::ApiError::new(opspilot_domain::ErrorCode::EnvironmentNotFound, format!("environment {environment} does not exist")).into_graphql();
             return futures::stream::once(async move { Err(e) }).boxed();
         }
-        let task = task_id.to_string();
+        let (task, env) = (task_id.map(|t| t.to_string()), env_id.to_string());
         let events = BroadcastStream::new(s.runner.applied.subscribe()).filter_map(move |item| {
-            let out = item.ok().filter(|e| e.detail.get("task_id").and_then(|v| v.as_str()) == Some(task.as_str())).map(|e| {
+            let field = |e: &opspilot_eventstore::RecordedEvent, k: &str| e.detail.get(k).and_then(|v| v.as_str()).map(String::from);
+            let mine = |e: &opspilot_eventstore::RecordedEvent| field(e, "environment_id").as_deref() == Some(env.as_str()) && task.as_ref().is_none_or(|t| field(e, "task_id").as_deref() == Some(t.as_str()));
+            let out = item.ok().filter(|e| e.action.starts_with("environment.install_") && mine(e)).map(|e| {
                 Json(json!({ "kind": "event", "action": e.action, "status": e.status, "detail": e.detail, "position": e.position, "occurred_at": e.occurred_at }))
             });
             async move { out.map(Ok) }
         });
         let logs = BroadcastStream::new(s.commands.live_logs.subscribe()).filter_map(move |item| {
-            let out = item.ok().filter(|l| l.task_id == task_id).map(|l| Json(json!({ "kind": "log", "line": l })));
+            let out = item.ok().filter(|l| l.environment_id == env_id && task_id.is_none_or(|t| l.task_id == t)).map(|l| Json(json!({ "kind": "log", "line": l })));
             async move { out.map(Ok) }
         });
         futures::stream::select(events, logs).boxed()

@@ -39,6 +39,7 @@ const STDERR_EXCERPT: usize = 2048;
 /// One hook output line, as live subscribers receive it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LiveLog {
+    pub environment_id: Uuid,
     pub task_id: Uuid,
     pub step_index: u32,
     pub host_id: Uuid,
@@ -267,7 +268,7 @@ impl Commands {
 
     /// One attempt of a node-step: the upload step or a hook.
     async fn attempt(&self, run: &TaskRun, step: &PlannedStep, host_id: Uuid, attempt: u32) -> AttemptEnd {
-        let mut log = LogSink::new(self, run.task_id, step.step_index, host_id, attempt);
+        let mut log = LogSink::new(self, run.environment_id, run.task_id, step.step_index, host_id, attempt);
         let outcome = match self.session(run, host_id).await {
             Err(e) => Err(e),
             Ok(session) if step.step_name == UPLOAD_STEP && step.hook_path.is_empty() => self.upload_bundle(run, &session, host_id, &mut log).await,
@@ -383,6 +384,7 @@ fn excerpt(s: &str) -> String {
 /// Collects a node-step's lines: stored in batches by a writer task, sent to
 /// live subscribers at once, and `[LEVEL] key=value` pairs kept as outputs.
 struct LogSink {
+    environment_id: Uuid,
     task_id: Uuid,
     step_index: u32,
     host_id: Uuid,
@@ -395,7 +397,7 @@ struct LogSink {
 }
 
 impl LogSink {
-    fn new(c: &Commands, task_id: Uuid, step_index: u32, host_id: Uuid, attempt: u32) -> LogSink {
+    fn new(c: &Commands, environment_id: Uuid, task_id: Uuid, step_index: u32, host_id: Uuid, attempt: u32) -> LogSink {
         let (tx, mut rx) = mpsc::unbounded_channel::<LiveLog>();
         let pool = c.store.pool().clone();
         let writer = tokio::spawn(async move {
@@ -410,7 +412,7 @@ impl LogSink {
             }
             stored
         });
-        LogSink { task_id, step_index, host_id, attempt, seq: 0, outputs: BTreeMap::new(), live: c.live_logs.clone(), tx: Some(tx), writer }
+        LogSink { environment_id, task_id, step_index, host_id, attempt, seq: 0, outputs: BTreeMap::new(), live: c.live_logs.clone(), tx: Some(tx), writer }
     }
 
     fn push(&mut self, stream: Stream, line: String) {
@@ -424,7 +426,8 @@ impl LogSink {
                 self.outputs.extend(pairs);
             }
         }
-        let l = LiveLog { task_id: self.task_id, step_index: self.step_index, host_id: self.host_id, attempt: self.attempt, seq: self.seq, stream, line, at: Utc::now() };
+        let line = if line.contains('\0') { line.replace('\0', "") } else { line };
+        let l = LiveLog { environment_id: self.environment_id, task_id: self.task_id, step_index: self.step_index, host_id: self.host_id, attempt: self.attempt, seq: self.seq, stream, line, at: Utc::now() };
         let _ = self.live.send(l.clone());
         if let Some(tx) = &self.tx {
             let _ = tx.send(l);

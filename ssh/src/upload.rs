@@ -63,7 +63,9 @@ impl SshSession {
         }
 
         let script = [
-            format!("d={}; t={}; p={path}", quote(dir)?, quote(&format!("{remote_path}.opspilot-tmp"))?),
+            // The shell's pid makes the temp name unique: two uploads of one
+            // path at once (two tasks on one host) never write the same file.
+            format!("d={}; t={}-$$; p={path}", quote(dir)?, quote(&format!("{remote_path}.opspilot-tmp"))?),
             "mkdir -p -- \"$d\" || exit 1".into(),
             "umask 077".into(),
             "if ! cat > \"$t\"; then rm -f -- \"$t\"; exit 1; fi".into(),

@@ -17,6 +17,10 @@ use serde_json::{json, Value};
 
 const TASK_DEADLINE: Duration = Duration::from_secs(600);
 
+/// Tests of this file run in parallel; those that run tasks on the same host
+/// take its lock, so one task's files never meet another's.
+static HOST_LOCKS: [tokio::sync::Mutex<()>; 4] = [const { tokio::sync::Mutex::const_new(()) }; 4];
+
 struct Site {
     app: TestApp,
     admin: String,
@@ -332,6 +336,7 @@ async fn a_failing_hook_fails_its_step_with_exit_code_and_stderr_and_approvals_g
     std::fs::write(&hook, "#!/usr/bin/env bash\nset -euo pipefail\necho \"[INFO] check=disk result=failed\"\necho 'boom: the disk is on fire' >&2\nexit 3\n").unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     resign(&dir);
+    let _host = HOST_LOCKS[0].lock().await;
     let s = site(&dir).await;
     // As the ops user: every command goes through sudo -n.
     s.add_host("hook-host", 0, false, json!({})).await;
@@ -518,4 +523,72 @@ async fn an_install_survives_sigkill_of_opspilot_and_finished_node_steps_do_not_
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn ws_connect(app: &TestApp, token: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(json!({ "type": "connection_init", "payload": { "token": token } }).to_string())).await.unwrap();
+    ws
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graphql_runs_an_install_with_live_progress_and_compose_errors_name_their_cause() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let _host = HOST_LOCKS[0].lock().await;
+    let s = site(compose_bundle()).await;
+    s.add_host("gql-host", 0, true, json!({})).await;
+    let created = s.app.gql(Some(&s.admin), r#"mutation { createEnvironment(name: "env-gql", project: "proj-alpha", team: "team-app", runtimeType: "compose") { result } }"#, json!({})).await;
+    assert!(created["errors"].is_null(), "{created}");
+    let bound = s.app.gql(Some(&s.admin), r#"mutation { bindNodes(environment: "env-gql", nodes: [{host: "gql-host", nodeRole: "compose_manager"}]) { result } }"#, json!({})).await;
+    assert!(bound["errors"].is_null(), "{bound}");
+    let preview = s.app.gql(Some(&s.admin), r#"mutation { previewInstall(environment: "env-gql", action: "preflight") { result } }"#, json!({})).await;
+    let preview_ref = preview["data"]["previewInstall"]["result"]["preview_ref"].as_str().unwrap_or_else(|| panic!("{preview}")).to_string();
+
+    // Subscribe to the environment's install progress, then start the task.
+    let mut ws = ws_connect(&s.app, &s.admin).await;
+    let ack = ws.next().await.unwrap().unwrap();
+    assert!(ack.to_text().unwrap().contains("connection_ack"));
+    let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { installTaskProgress(environment: \"env-gql\") }" } });
+    ws.send(Message::text(sub.to_string())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let applied = s.app.gql(Some(&s.admin), "mutation($p: String) { applyInstall(environment: \"env-gql\", previewRef: $p, confirm: true) { result } }", json!({ "p": preview_ref })).await;
+    let task_id = applied["data"]["applyInstall"]["result"]["task_id"].as_str().unwrap_or_else(|| panic!("{applied}")).to_string();
+    let (mut saw_log, mut saw_step) = (false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    while !(saw_log && saw_step) && tokio::time::Instant::now() < deadline {
+        let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_secs(30), ws.next()).await else { break };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        let item = &v["payload"]["data"]["installTaskProgress"];
+        saw_log |= item["kind"] == "log" && item["line"]["line"].as_str().is_some_and(|l| !l.is_empty());
+        saw_step |= item["kind"] == "event" && item["action"] == "environment.install_step_succeeded";
+    }
+    assert!(saw_log && saw_step, "live log lines and step events arrive over the subscription (log {saw_log}, step {saw_step})");
+    let task = s.finished_task("env-gql", &task_id).await;
+    assert_eq!(task["status"], "succeeded", "the real preflight passes on a fresh host: {task}");
+    let q = s.app.gql(Some(&s.admin), "query($t: UUID!) { installTask(environment: \"env-gql\", taskId: $t) }", json!({ "t": task_id })).await;
+    assert_eq!(q["data"]["installTask"]["steps"][1]["name"], "preflight.sh", "{q}");
+    assert!(q["data"]["installTask"]["steps"][1]["nodes"][0]["outputs"]["preflight_summary"].is_string(), "{q}");
+
+    // Compose on a host without Docker: the preview names the missing binary.
+    let svc = json!({ "name": "svc-c", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "manifest_template": "services:\n  web:\n    image: opspilot-busybox:1\n" });
+    s.app.rest("POST", "/api/v1/deploy/services", Some(&s.admin), Some(svc)).await.data();
+    for name in ["target-c1", "target-c2"] {
+        let t = json!({ "name": name, "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "env": "staging", "environment_id": "env-gql", "project_name": "same-project" });
+        s.app.rest("POST", "/api/v1/deploy/targets", Some(&s.admin), Some(t)).await.data();
+    }
+    let params = |t: &str| json!({ "service_id": "svc-c", "target_id": t, "env": "staging" });
+    let a = s.app.rest("POST", "/api/v1/deploy/releases/preview", Some(&s.dev), Some(params("target-c1"))).await;
+    assert_eq!(a.error_key(), "compose_project_conflict", "{}", a.body);
+    let missing_target = json!({ "name": "target-c3", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "env": "staging", "environment_id": "env-gql", "project_name": "svc-c-staging" });
+    s.app.rest("POST", "/api/v1/deploy/targets", Some(&s.admin), Some(missing_target)).await.data();
+    let a = s.app.rest("POST", "/api/v1/deploy/releases/preview", Some(&s.dev), Some(params("target-c3"))).await;
+    assert_eq!(a.error_key(), "compose_binary_missing", "{}", a.body);
+    let failed = s.app.rest("GET", "/api/v1/audit/events?action=compose.preflight_failed", Some(&s.admin), None).await;
+    assert_eq!(failed.data()["list"][0]["detail"]["error_key"], "compose_binary_missing");
+    on_host(0, "rm -rf /opt/opspilot");
 }
