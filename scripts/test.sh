@@ -22,6 +22,8 @@ psql "$PG_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE '
 # The real test environments: Kubernetes control plane, SSH hosts with nested
 # Docker, signed test bundle (first run builds them, ~13 min; then seconds).
 flock -o /var/cache/opspilot-env.lock tests/env/envctl up --hosts 4
+# Bundles assembled by earlier test runs (hard links, but their index files add up).
+rm -rf /var/cache/opspilot-env/run/test-bundles
 
 # The system tests run the real binary.
 cargo build --bin opspilot

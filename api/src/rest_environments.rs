@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/hosts/{id}/host-key/trust", post(trust_host_key))
         .route("/hosts/{id}/check", post(check_host))
         .route("/environments", get(list_environments).post(create_environment))
-        .route("/environments/{id}", get(get_environment).patch(update_environment))
+        .route("/environments/{id}", get(get_environment).patch(update_environment).delete(delete_environment))
         .route("/environments/{id}/nodes", put(bind_nodes))
         .route("/environments/{id}/install/preview", post(preview_install))
         .route("/environments/{id}/install/apply", post(apply_install))
@@ -165,6 +165,12 @@ struct EnvironmentPatch {
 async fn update_environment(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<EnvironmentPatch>) -> ApiResult {
     let facts = EnvironmentFacts { region: b.region, labels: b.labels, description: b.description };
     let h = s.run(meta.lang, s.commands.update_environment(&meta.command_context()?, &id, facts)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn delete_environment(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
+    let h = s.run(meta.lang, s.commands.delete_environment(&meta.command_context()?, &id)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }

@@ -141,14 +141,16 @@ impl Commands {
                 return Err(e);
             }
         };
-        let diff = similar::TextDiff::from_lines(deployed.as_str(), rendered).unified_diff().header("deployed", "rendered").to_string();
+        // The deployed file comes back line by line; compare whole lines.
+        let rendered_lines = if rendered.ends_with('\n') { rendered.to_string() } else { format!("{rendered}\n") };
+        let diff = similar::TextDiff::from_lines(deployed.as_str(), rendered_lines.as_str()).unified_diff().header("deployed", "rendered").to_string();
         let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(rendered.as_bytes()));
         let facts = [
             ComposeEvent::PreflightSucceeded(site.fact(release_id, target_id, "apply", "", "docker compose config accepted the file".into())),
             ComposeEvent::ConfigRendered { fact: site.fact(release_id, target_id, "apply", "", format!("{} bytes", rendered.len())), sha256: sha },
         ];
         self.record(ctx, &stream, scope, &facts).await?;
-        Ok(json!({ "host": site.host.name, "project_name": site.placement.project_name, "compose_file": site.file(), "diff": diff, "changed": deployed != rendered }))
+        Ok(json!({ "host": site.host.name, "project_name": site.placement.project_name, "compose_file": site.file(), "diff": diff, "changed": deployed != rendered_lines }))
     }
 
     /// Another target using the same project on the same host is a conflict.

@@ -95,7 +95,7 @@ impl Commands {
         let id = resolve("environment", env);
         let (e, _) = self.load::<Environment>(&stream_id_of::<Environment>(id)).await?;
         match e.project_id {
-            Some(p) if ctx.principal()?.sees_project(p) => Ok(e),
+            Some(p) if !e.deleted && ctx.principal()?.sees_project(p) => Ok(e),
             _ => Err(DomainError::new(ErrorCode::EnvironmentNotFound, format!("environment {env} does not exist")).into()),
         }
     }
@@ -124,6 +124,25 @@ impl Commands {
         let cmd = EnvironmentCommand::Update { facts };
         let id = e.id.unwrap();
         self.execute::<Environment>(ctx, "environment.update", &stream_id_of::<Environment>(id), &env_scope(&e), |s| s.decide_clone(&cmd), |_| json!({ "id": id })).await
+    }
+
+    /// Removes an environment that runs no task and that no compose target
+    /// uses. What was installed on its hosts stays: roll it back first.
+    pub async fn delete_environment(&self, ctx: &CommandContext, env: &str) -> Result<Handled> {
+        self.authorize(ctx, "environment:manage", "environment.delete").await?;
+        let e = self.visible_environment(ctx, env).await?;
+        let id = e.id.unwrap();
+        let c = self.store.pool().get().await.map_err(opspilot_eventstore::StoreError::from)?;
+        let used = c
+            .query_opt("SELECT name FROM catalog_targets WHERE compose->>'environment_id' = $1 LIMIT 1", &[&id.to_string()])
+            .await
+            .map_err(opspilot_eventstore::StoreError::from)?;
+        if let Some(row) = used {
+            let target: String = row.get(0);
+            return Err(DomainError::new(ErrorCode::ResourceConflict, format!("target {target} deploys to this environment")).into());
+        }
+        let cmd = EnvironmentCommand::Delete;
+        self.execute::<Environment>(ctx, "environment.delete", &stream_id_of::<Environment>(id), &env_scope(&e), |s| s.decide_clone(&cmd), |_| json!({ "id": id, "deleted": true })).await
     }
 
     /// Binds hosts with roles (`PUT /environments/:id/nodes`).

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use opspilot_domain::host::{Host, HostAccess, HostCommand};
-use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope, ResourceName};
+use opspilot_domain::{stream_id_of, Aggregate, DomainError, ErrorCode, EventScope, ResourceName};
 use opspilot_ssh::{SshAuth, SshError, SshSession, SshTarget};
 use serde_json::json;
 use uuid::Uuid;
@@ -61,6 +61,10 @@ impl Commands {
             _ => return Err(DomainError::validation("auth", "key or password").into()),
         };
         let host_id = id_for("host", name.as_str());
+        // Everything is checked before a secret is stored: a refused host leaves nothing behind.
+        let (existing, _) = self.load::<Host>(&stream_id_of::<Host>(host_id)).await?;
+        let dry_access = HostAccess { ip: h.ip.clone(), port: h.port, ssh_user: h.ssh_user.clone(), auth_type: h.auth.clone(), credential_id: Uuid::nil() };
+        existing.decide(HostCommand::Register { host_id, name: name.clone(), project_id, access: dry_access, labels: h.labels.clone() })?;
         let credential_id = match (&h.credential, &h.secret) {
             (Some(c), None) => {
                 let id = resolve("credential", c);

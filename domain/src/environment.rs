@@ -136,6 +136,8 @@ pub enum EnvironmentCommand {
     EndPendingTask { ticket: String, error_key: ErrorCode, summary: String },
     /// The task finished; `failure` is `None` on success.
     FinishTask { task_id: Uuid, failure: Option<TaskFailure>, duration_ms: i64 },
+    /// Removes the environment from OpsPilot (nothing on its hosts changes).
+    Delete,
 }
 
 /// What an environment records (the seed's `environment.*` dictionary).
@@ -185,6 +187,8 @@ pub enum EnvironmentEvent {
     InstallRollbackSucceeded { environment_id: Uuid, task_id: Uuid, runtime_type: String, manifest_version: String, duration_ms: i64 },
     #[serde(rename = "environment.install_rollback_failed")]
     InstallRollbackFailed { environment_id: Uuid, task_id: Uuid, runtime_type: String, manifest_version: String, #[serde(flatten)] failure: TaskFailure, duration_ms: i64 },
+    #[serde(rename = "environment.deleted")]
+    Deleted { environment_id: Uuid, name: ResourceName },
 }
 
 impl DomainEvent for EnvironmentEvent {
@@ -249,11 +253,12 @@ pub struct Environment {
     pub tasks: BTreeMap<Uuid, InstallPlan>,
     /// A ticket decided for a task, so a redelivered decision is a no-op.
     pub decided_tickets: Vec<String>,
+    pub deleted: bool,
 }
 
 impl Environment {
     fn existing(&self) -> Result<Uuid, DomainError> {
-        self.id.ok_or_else(|| DomainError::new(ErrorCode::EnvironmentNotFound, "environment does not exist"))
+        self.id.filter(|_| !self.deleted).ok_or_else(|| DomainError::new(ErrorCode::EnvironmentNotFound, "environment does not exist"))
     }
 
     fn started(&self, environment_id: Uuid, task_id: Uuid, plan: &InstallPlan, approval_ticket: Option<String>, approved_by: Option<Uuid>) -> EnvironmentEvent {
@@ -329,7 +334,7 @@ impl Aggregate for Environment {
     fn decide(&self, command: EnvironmentCommand) -> Result<Vec<EnvironmentEvent>, DomainError> {
         match command {
             EnvironmentCommand::Create { environment_id, name, project_id, team_id, runtime_type, mode, facts } => {
-                if self.id.is_some() {
+                if self.id.is_some() && !self.deleted {
                     return Err(DomainError::new(ErrorCode::ResourceConflict, format!("environment {name} already exists")));
                 }
                 if !RUNTIME_TYPES.contains(&runtime_type.as_str()) {
@@ -453,12 +458,21 @@ impl Aggregate for Environment {
                     _ => Err(DomainError::new(ErrorCode::InstallTaskStateInvalid, format!("task {task_id} is not running"))),
                 }
             }
+            EnvironmentCommand::Delete => {
+                let environment_id = self.existing()?;
+                if let Some(a) = &self.active {
+                    return Err(DomainError::new(ErrorCode::EnvironmentStatusInvalid, format!("task {} still waits or runs", a.task_id)));
+                }
+                Ok(vec![EnvironmentEvent::Deleted { environment_id, name: self.name.clone().expect("existing environment has a name") }])
+            }
         }
     }
 
     fn evolve(mut self, event: &EnvironmentEvent) -> Self {
         match event {
             EnvironmentEvent::Created { environment_id, name, project_id, team_id, runtime_type, mode, facts } => {
+                // A name used again after a deletion starts afresh.
+                self = Environment::default();
                 self.id = Some(*environment_id);
                 self.name = Some(name.clone());
                 self.project_id = Some(*project_id);
@@ -507,6 +521,7 @@ impl Aggregate for Environment {
                 self.finish();
                 self.status = EnvironmentStatus::Draft;
             }
+            EnvironmentEvent::Deleted { .. } => self.deleted = true,
             EnvironmentEvent::InstallRollbackFailed { .. } => {
                 let ran = self.active.as_ref().is_some_and(|a| a.phase == TaskPhase::Running);
                 self.decided_tickets.extend(self.active.as_ref().and_then(|a| a.approval_ticket.clone()));
@@ -615,6 +630,19 @@ mod tests {
         assert!(env.active.is_none());
         // Finishing twice (a resumed runner) changes nothing.
         given::<Environment>(history).when(EnvironmentCommand::FinishTask { task_id: Uuid::max(), failure: None, duration_ms: 1 }).then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn a_deleted_environment_is_gone_and_its_name_can_be_used_again() {
+        let deleted = EnvironmentEvent::Deleted { environment_id: Uuid::nil(), name: ResourceName::parse("name", "env-compose-prod").unwrap() };
+        given::<Environment>(vec![created("compose"), deleted.clone()]).when(EnvironmentCommand::Delete).then_expect_error(ErrorCode::EnvironmentNotFound);
+        given::<Environment>(vec![created("compose"), deleted.clone()]).when(EnvironmentCommand::BindNodes { nodes: vec![] }).then_expect_error(ErrorCode::EnvironmentNotFound);
+        let env = Environment::fold([created("compose"), deleted, created("k8s")].iter());
+        assert!(!env.deleted);
+        assert_eq!(env.runtime_type, "k8s");
+        let mut history = vec![created("compose"), previewed("install")];
+        history.extend(Environment::fold(history.iter()).decide(request(&"a".repeat(64), 1)).unwrap());
+        given::<Environment>(history).when(EnvironmentCommand::Delete).then_expect_error(ErrorCode::EnvironmentStatusInvalid);
     }
 
     #[test]

@@ -61,10 +61,17 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
         "environment.created" => {
             tx.execute(
                 "INSERT INTO environments (id, name, project_id, team_id, runtime_type, mode, status, region, labels, description, created_at, updated_at)
-                 VALUES ($1,$2,$3,$4,$5,$6,'draft',$7,$8,$9,$10,$10) ON CONFLICT DO NOTHING",
+                 VALUES ($1,$2,$3,$4,$5,$6,'draft',$7,$8,$9,$10,$10) ON CONFLICT (id) DO UPDATE SET runtime_type = EXCLUDED.runtime_type,
+                    mode = EXCLUDED.mode, status = 'draft', region = EXCLUDED.region, labels = EXCLUDED.labels, description = EXCLUDED.description,
+                    current_task_id = NULL, updated_at = EXCLUDED.updated_at",
                 &[&uuid("environment_id"), &text("name"), &uuid("project_id"), &uuid("team_id"), &text("runtime_type"), &text("mode"), &text("region").unwrap_or_default(), &obj("labels"), &text("description").unwrap_or_default(), &at],
             )
             .await?;
+        }
+        "environment.deleted" => {
+            let env = uuid("environment_id");
+            tx.execute("DELETE FROM environment_nodes WHERE environment_id = $1", &[&env]).await?;
+            tx.execute("DELETE FROM environments WHERE id = $1", &[&env]).await?;
         }
         "environment.updated" => {
             tx.execute(

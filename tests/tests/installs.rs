@@ -86,7 +86,8 @@ impl Site {
 
     /// Previews and applies the rollback of an environment, waits for it.
     async fn roll_back_install(&self, env: &str) -> Value {
-        let p = self.preview(env, json!({ "action": "rollback" })).await;
+        // purge: the compose projects' files go too, the host ends fresh.
+        let p = self.preview(env, json!({ "action": "rollback", "install_options": { "purge": "true" } })).await;
         let t = self.app.rest("POST", &format!("/api/v1/environments/{env}/install/rollback"), Some(&self.admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
         let task_id = t.data()["task_id"].as_str().unwrap().to_string();
         self.finished_task(env, &task_id).await
@@ -127,7 +128,11 @@ async fn release_status(s: &Site, id: &str) -> String {
 /// Previews and applies a svc-b release as dev_user, approves it as
 /// approver_user in the inbox, waits for `applied`; answers (release id, preview).
 async fn ship_svc_b(s: &Site, message: &str) -> (String, Value) {
-    let params = json!({ "service_id": "svc-b", "target_id": "target-compose-prod", "env": "production", "variables": { "message": message } });
+    ship_svc_b_expecting(s, json!({ "message": message }), "applied").await
+}
+
+async fn ship_svc_b_expecting(s: &Site, variables: Value, expected: &str) -> (String, Value) {
+    let params = json!({ "service_id": "svc-b", "target_id": "target-compose-prod", "env": "production", "variables": variables });
     let preview = s.app.rest("POST", "/api/v1/deploy/releases/preview", Some(&s.dev), Some(params.clone())).await.data().clone();
     assert_eq!(preview["runtime"], "compose");
     let mut apply = params.clone();
@@ -138,7 +143,7 @@ async fn ship_svc_b(s: &Site, message: &str) -> (String, Value) {
     s.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&s.approver), Some(json!({ "comment": "ok" }))).await.data();
     let id = applied["release_id"].as_str().unwrap().to_string();
     assert!(eventually(Duration::from_secs(180), async || ["applied", "failed"].contains(&release_status(s, &id).await.as_str())).await, "release {id} did not end");
-    assert_eq!(release_status(s, &id).await, "applied", "timeline: {}", s.app.rest("GET", &format!("/api/v1/deploy/releases/{id}/timeline"), Some(&s.dev), None).await.body);
+    assert_eq!(release_status(s, &id).await, expected, "timeline: {}", s.app.rest("GET", &format!("/api/v1/deploy/releases/{id}/timeline"), Some(&s.dev), None).await.body);
     (id, preview)
 }
 
@@ -146,6 +151,8 @@ async fn ship_svc_b(s: &Site, message: &str) -> (String, Value) {
 async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and_rolled_back() {
     let s = site(compose_bundle()).await;
     let ip = env::shared()["hosts"][3]["ip"].as_str().unwrap().to_string();
+    assert_eq!(on_host(3, "command -v dockerd; ls /opt/opspilot/compose 2>/dev/null"), "", "host 4 is not fresh: an earlier run left things behind");
+    on_host(3, "rm -rf /opt/opspilot");
     // Inputs full of shell syntax: they are data and must run nothing.
     let evil = "$(touch /tmp/pwned-label) `touch /tmp/pwned-tick` ' \" ;touch /tmp/pwned-semi\nnext";
     s.add_host("compose-1", 3, true, json!({ "note": evil })).await;
@@ -183,8 +190,8 @@ async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and
     // svc-b: a compose service released through the inbox.
     let svc = json!({
         "name": "svc-b", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "risk_level": "medium",
-        "manifest_template": "services:\n  web:\n    image: opspilot-busybox:1\n    network_mode: host\n    command: [\"sh\", \"-c\", \"busybox mkdir -p /tmp/www && echo '{{ message }}' > /tmp/www/index.html && exec busybox httpd -f -p 8080 -h /tmp/www\"]\n",
-        "default_variables": { "message": "svc-b v1" },
+        "manifest_template": "services:\n  web:\n    image: {{ image }}\n    pull_policy: never\n    network_mode: host\n    command: [\"sh\", \"-c\", \"busybox mkdir -p /tmp/www && echo '{{ message }}' > /tmp/www/index.html && exec busybox httpd -f -p 8080 -h /tmp/www\"]\n",
+        "default_variables": { "message": "svc-b v1", "image": "opspilot-busybox:1" },
     });
     s.app.rest("POST", "/api/v1/deploy/services", Some(&s.admin), Some(svc)).await.data();
     let target = json!({ "name": "target-compose-prod", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "env": "production", "environment_id": "env-compose-prod", "host_id": "compose-1", "project_name": "svc-b-prod" });
@@ -198,6 +205,13 @@ async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and
     let diff = preview["diff"]["diff"].as_str().unwrap();
     assert!(diff.contains("-") && diff.contains("svc-b v2"), "the upgrade's diff shows the change: {diff}");
     assert!(eventually(Duration::from_secs(30), async || page(&ip, 8080).await.is_some_and(|p| p.contains("svc-b v2"))).await, "svc-b v2 serves its page");
+
+    // An image the host does not have: the file is valid, `up` fails, v2 keeps serving.
+    let (broken, _) = ship_svc_b_expecting(&s, json!({ "message": "broken", "image": "opspilot-missing:9" }), "failed").await;
+    let timeline = s.app.rest("GET", &format!("/api/v1/deploy/releases/{broken}/timeline"), Some(&s.dev), None).await;
+    let up_failed = timeline.data()["list"].as_array().unwrap().iter().find(|e| e["action"] == "compose.up_failed").cloned().unwrap_or_else(|| panic!("{}", timeline.body));
+    assert_eq!(up_failed["detail"]["error_key"], "compose_up_failed");
+    assert!(page(&ip, 8080).await.is_some_and(|p| p.contains("svc-b v2")), "the running version stays");
 
     let ps = s.app.rest("GET", "/api/v1/deploy/targets/target-compose-prod/compose/ps", Some(&s.dev), None).await;
     let services = ps.data()["services"].as_array().unwrap().clone();
@@ -224,7 +238,9 @@ async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and
     let task = s.roll_back_install("env-compose-prod").await;
     assert_eq!(task["status"], "rolled_back", "{task}");
     assert_eq!(s.app.rest("GET", "/api/v1/environments/env-compose-prod", Some(&s.dev), None).await.data()["status"], "draft");
-    assert_eq!(on_host(3, "command -v dockerd || pgrep -x dockerd || echo gone").trim(), "gone");
+    assert_eq!(on_host(3, "command -v dockerd || pgrep -x dockerd || ls /opt/opspilot/compose 2>/dev/null || echo gone").trim(), "gone");
+    // OpsPilot's staged bundle and task records stay on the host; the test tidies them.
+    on_host(3, "rm -rf /opt/opspilot");
     assert!(page(&ip, 8080).await.is_none(), "nothing serves after the uninstall");
 }
 
@@ -333,8 +349,16 @@ async fn a_failing_hook_fails_its_step_with_exit_code_and_stderr_and_approvals_g
     let dir = bundle_copy("failing-hook");
     let hook = dir.join("hooks/preflight.sh");
     std::fs::remove_file(&hook).unwrap();
-    std::fs::write(&hook, "#!/usr/bin/env bash\nset -euo pipefail\necho \"[INFO] check=disk result=failed\"\necho 'boom: the disk is on fire' >&2\nexit 3\n").unwrap();
+    std::fs::write(&hook, "#!/usr/bin/env bash\nset -euo pipefail\necho \"[INFO] check=disk result=failed attempt=$OPS_RETRY_ATTEMPT of=$OPS_RETRY_MAX\"\necho 'boom: the disk is on fire' >&2\nexit 3\n").unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // One retry for this hook: the index decides.
+    let index = dir.join("manifests/index.yaml");
+    let text = std::fs::read_to_string(&index).unwrap();
+    let at = text.find("name: preflight.sh").unwrap();
+    let (head, tail) = text.split_at(at);
+    let tail = tail.replacen("retryable: false", "retryable: true", 1).replacen("maxRetries: 0", "maxRetries: 1", 1);
+    std::fs::remove_file(&index).unwrap();
+    std::fs::write(&index, format!("{head}{tail}")).unwrap();
     resign(&dir);
     let _host = HOST_LOCKS[0].lock().await;
     let s = site(&dir).await;
@@ -365,7 +389,14 @@ async fn a_failing_hook_fails_its_step_with_exit_code_and_stderr_and_approvals_g
     assert_eq!(task["status"], "failed", "{task}");
     assert_eq!(task["error_key"], "preflight_failed");
     assert_eq!(step(&task, "upload-bundle")["status"], "succeeded");
-    let failed = &step(&task, "preflight.sh")["nodes"][0];
+    let attempts = step(&task, "preflight.sh")["nodes"].as_array().unwrap().clone();
+    assert_eq!(attempts.len(), 2, "the hook is retried once, as its definition says: {attempts:?}");
+    assert_eq!(attempts[0]["status"], "retrying");
+    assert_eq!(attempts[0]["outputs"]["attempt"], "0");
+    let failed = &attempts[1];
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["outputs"]["attempt"], "1");
+    assert_eq!(failed["outputs"]["of"], "1");
     assert_eq!(failed["exit_code"], 3);
     assert!(failed["stderr_excerpt"].as_str().unwrap().contains("the disk is on fire"), "{failed}");
     assert_eq!(failed["outputs"]["check"], "disk");
@@ -408,6 +439,24 @@ async fn install_apply_follows_the_preview_rules() {
     assert_eq!(tasks.data()["total"], 0, "no refused apply created a task");
     let denied = s.app.rest("POST", "/api/v1/environments/env-rules/install/preview", Some(&s.dev), Some(json!({}))).await;
     assert_eq!(denied.error_key(), "permission_denied");
+
+    // A refused host leaves nothing behind, not even its secret.
+    let credentials = || async { s.app.rest("GET", "/api/v1/credentials", Some(&s.admin), None).await.data()["list"].as_array().unwrap().len() };
+    let before = credentials().await;
+    let bad = json!({ "name": "bad-ip", "project_id": "proj-alpha", "ip": "10.0.0.300", "ssh_user": "root", "auth": "password", "password": "secret" });
+    assert_eq!(s.app.rest("POST", "/api/v1/hosts", Some(&s.admin), Some(bad)).await.error_key(), "validation_error");
+    let twice = json!({ "name": "rules-host", "project_id": "proj-alpha", "ip": "10.0.0.1", "ssh_user": "root", "auth": "password", "password": "secret" });
+    assert_eq!(s.app.rest("POST", "/api/v1/hosts", Some(&s.admin), Some(twice)).await.error_key(), "resource_conflict");
+    assert_eq!(credentials().await, before);
+
+    // Deleting: refused while a compose target uses the environment, then gone.
+    let t = json!({ "name": "target-rules", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "env": "staging", "environment_id": "env-rules", "host_id": "rules-host" });
+    s.app.rest("POST", "/api/v1/deploy/targets", Some(&s.admin), Some(t)).await.data();
+    assert_eq!(s.app.rest("DELETE", "/api/v1/environments/env-rules", Some(&s.admin), None).await.error_key(), "resource_conflict");
+    s.compose_env("env-spare", &["rules-host"], json!({})).await;
+    assert_eq!(s.app.rest("DELETE", "/api/v1/environments/env-spare", Some(&s.admin), None).await.data()["deleted"], true);
+    assert_eq!(s.app.rest("GET", "/api/v1/environments/env-spare", Some(&s.admin), None).await.error_key(), "environment_not_found");
+    assert_eq!(s.app.rest("PUT", "/api/v1/environments/env-spare/nodes", Some(&s.admin), Some(json!({ "nodes": [] }))).await.error_key(), "environment_not_found");
 }
 
 /// OpsPilot as its own process, so it can be killed.
@@ -516,10 +565,12 @@ async fn an_install_survives_sigkill_of_opspilot_and_finished_node_steps_do_not_
 
     // Uninstall, so the host is fresh again.
     let b = server.base.clone();
-    let p = rest(&b, "POST", "/api/v1/environments/env-resume/install/preview", Some(&admin), Some(json!({ "action": "rollback" }))).await;
+    let p = rest(&b, "POST", "/api/v1/environments/env-resume/install/preview", Some(&admin), Some(json!({ "action": "rollback", "install_options": { "purge": "true" } }))).await;
     let t = rest(&b, "POST", "/api/v1/environments/env-resume/install/rollback", Some(&admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
     let task = wait_task(&b, &admin, "env-resume", t["task_id"].as_str().unwrap()).await;
     assert_eq!(task["status"], "rolled_back", "{task}");
+    assert_eq!(on_host(2, "command -v dockerd || ls /opt/opspilot/compose 2>/dev/null || echo gone").trim(), "gone");
+    on_host(2, "rm -rf /opt/opspilot");
     server.child.kill().unwrap();
     server.child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
