@@ -56,6 +56,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         approval_tiers: config.install_approval_tiers.clone(),
     };
     commands.ssh_connect_timeout = Duration::from_secs(config.ssh_connect_timeout_seconds.max(1));
+    if commands.install.trusted_bundle_key.is_none() {
+        tracing::warn!("OPSPILOT_BUNDLE_TRUSTED_KEY is not set: a bundle signed by any key (its own public.key) is accepted");
+    }
     let wake = opspilot_eventstore::notify::spawn_listener(config.database_url.clone());
     let runner = runner::spawn(pool.clone(), opspilot_projections::all(), wake, Duration::from_millis(500));
     let state = AppState::new(pool, commands, runner, Arc::new(Metrics::new()), config.login_attempts_per_minute);
