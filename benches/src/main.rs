@@ -1,5 +1,9 @@
 //! `opspilot-bench DATABASE_URL`: measures, on an empty database, the figures
 //! the README reports. Run through `./scripts/bench.sh`.
+//! `opspilot-bench fanout DATABASE_URL [...]`: the fan-out benchmark (OpsPilot
+//! vs Ansible on N SSH hosts), see `fanout.rs`; run through `./scripts/bench-fanout.sh`.
+
+mod fanout;
 
 use std::time::{Duration, Instant};
 
@@ -88,6 +92,10 @@ async fn raw_rate(pool: &Pool, writers: usize, batch: usize, total: usize) -> an
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("fanout") {
+        return fanout::main(&args[1..]).await;
+    }
     let url = std::env::args().nth(1).context("usage: opspilot-bench DATABASE_URL (an empty database)")?;
     let pool = opspilot_eventstore::pool(&url, 24)?;
     opspilot_eventstore::migrate(&pool).await?;
