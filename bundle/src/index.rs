@@ -87,6 +87,10 @@ pub struct Runtime {
     pub images: Vec<Artifact>,
     #[serde(default)]
     pub templates: Vec<Artifact>,
+    /// Files the hooks source (type `script`, e.g. `hooks/lib/common.sh`): not
+    /// run themselves, uploaded with the hooks before the first one runs.
+    #[serde(default)]
+    pub scripts: Vec<Artifact>,
     /// In execution order.
     #[serde(default)]
     pub hooks: Vec<Hook>,
@@ -101,7 +105,7 @@ pub struct OsArch {
     pub arch: String,
 }
 
-/// A binary, image archive or template.
+/// A binary, image archive, template or script a hook sources.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Artifact {
@@ -191,6 +195,7 @@ pub enum Section {
     Binaries,
     Images,
     Templates,
+    Scripts,
 }
 
 impl Section {
@@ -200,12 +205,13 @@ impl Section {
             Section::Binaries => "binaries",
             Section::Images => "images",
             Section::Templates => "templates",
+            Section::Scripts => "scripts",
         }
     }
 }
 
 impl Runtime {
-    /// Binaries, images and templates, in index order, with their section.
+    /// Binaries, images, templates and scripts, in index order, with their section.
     pub fn artifacts(&self) -> impl Iterator<Item = (Section, usize, &Artifact)> {
         let tag = |s: Section| move |(i, a)| (s, i, a);
         self.binaries
@@ -214,6 +220,7 @@ impl Runtime {
             .map(tag(Section::Binaries))
             .chain(self.images.iter().enumerate().map(tag(Section::Images)))
             .chain(self.templates.iter().enumerate().map(tag(Section::Templates)))
+            .chain(self.scripts.iter().enumerate().map(tag(Section::Scripts)))
     }
 
     /// Whether the runtime lists `os`/`arch`.

@@ -1,6 +1,6 @@
 //! The offline install bundle (SPEC §7): the `script/` directory with
-//! `manifests/index.yaml`, binaries, image archives, templates, hooks and a
-//! signed `checksums/SHA256SUMS`.
+//! `manifests/index.yaml`, binaries, image archives, templates, hooks, the
+//! scripts hooks source, and a signed `checksums/SHA256SUMS`.
 //!
 //! - [`Bundle::load`] reads the index and checks its schema and every path it
 //!   names (relative, normalised, inside the bundle even through symlinks).
@@ -137,9 +137,10 @@ impl Bundle {
         })
     }
 
-    /// Every file a host needs for `runtime`: its binaries, images and
-    /// templates (optional ones only when present), its hooks, and
-    /// `manifests/index.yaml`, each once, in that order.
+    /// Every file a host needs for `runtime`: its binaries, images,
+    /// templates and scripts (optional ones only when present), its hooks,
+    /// and `manifests/index.yaml`, each once, in that order — so the files a
+    /// hook sources are uploaded with (and before) the hooks.
     pub fn files_of(&self, runtime: &str) -> Result<Vec<BundleFile>, DomainError> {
         let rt = self.runtime(runtime)?;
         let sums = self.checksum_list()?;

@@ -530,3 +530,155 @@ fn unquoted_scalars_read_as_the_author_meant() {
     assert_eq!(bundle.index.compatibility.requires_kernel_min.as_deref(), Some("4.19"));
     assert_eq!(index::parse_mode(&bundle.index.runtimes[0].images[0].mode), Some(0o644));
 }
+
+// ---------------------------------------------------------------- scripts hooks source
+
+/// The compose runtime's template entry; the `scripts` section goes after it.
+const TEMPLATE_ENTRY: &str =
+    "        path: templates/compose/docker-compose.yml.tpl\n        sha256: \"<FILL>\"\n        sizeBytes: 0\n        mode: \"0644\"\n        required: true\n";
+const SCRIPT_PATH: &str = "hooks/lib/common.sh";
+const SCRIPT_BYTES: &[u8] = b"# shellcheck shell=bash\nlog() { printf '[%s] %s\\n' \"$1\" \"$2\"; }\n";
+
+/// `INDEX` with a `scripts` section in the compose runtime naming `path`.
+fn index_with_script(path: &str, required: bool) -> String {
+    assert!(INDEX.contains(TEMPLATE_ENTRY));
+    let scripts = format!(
+        "    scripts:\n      - id: hooks-lib\n        type: script\n        path: {path}\n        sha256: \"<FILL>\"\n        sizeBytes: 0\n        mode: \"0644\"\n        required: {required}\n"
+    );
+    INDEX.replace(TEMPLATE_ENTRY, &format!("{TEMPLATE_ENTRY}{scripts}"))
+}
+
+/// `assembled()` plus a shared hook library listed under the compose runtime's `scripts`.
+fn assembled_with_script() -> tempfile::TempDir {
+    let dir = assembled();
+    write(dir.path(), SCRIPT_PATH, SCRIPT_BYTES, 0o644);
+    set_index(dir.path(), &index_with_script(SCRIPT_PATH, true));
+    dir
+}
+
+fn signed_with_script() -> tempfile::TempDir {
+    let dir = assembled_with_script();
+    fill_index(dir.path(), &no_progress).unwrap();
+    sign(dir.path(), KEY).unwrap();
+    dir
+}
+
+#[test]
+fn a_script_hooks_source_is_indexed_verified_and_uploaded_before_the_hooks() {
+    let dir = assembled_with_script();
+    let report = fill_index(dir.path(), &no_progress).unwrap();
+    assert_eq!(report.artifacts_filled, 7, "the script counts as an artifact");
+    assert_eq!(report.files_listed, 9);
+    sign(dir.path(), KEY).unwrap();
+    let bundle = Bundle::load(dir.path()).unwrap();
+    let script = &bundle.runtime("compose").unwrap().scripts[0];
+    assert_eq!((script.r#type.as_str(), script.size_bytes, script.sha256.len()), ("script", SCRIPT_BYTES.len() as u64, 64));
+    let listed: Vec<(Section, &str)> = bundle.runtime("compose").unwrap().artifacts().map(|(s, _, a)| (s, a.path.as_str())).collect();
+    assert_eq!(listed.last(), Some(&(Section::Scripts, SCRIPT_PATH)));
+    assert_eq!(Section::Scripts.key(), "scripts");
+    let report = verify_all(dir.path()).unwrap();
+    assert_eq!(report.files_checked, 9);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+
+    let files = bundle.files_of("compose").unwrap();
+    let names: Vec<&str> = files.iter().map(|f| f.rel_path.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "bin/linux-amd64/docker-compose",
+            "bin/linux-amd64/runc",
+            "templates/compose/docker-compose.yml.tpl",
+            SCRIPT_PATH,
+            "hooks/preflight.sh",
+            "hooks/rollback-compose.sh",
+            "manifests/index.yaml"
+        ]
+    );
+    let lib = &files[3];
+    assert_eq!((lib.mode, lib.size, lib.required), (0o644, SCRIPT_BYTES.len() as u64, true));
+    assert_eq!(lib.sha256, script.sha256);
+    assert_eq!(lib.abs_path, bundle.root.join(SCRIPT_PATH));
+    // Another runtime's hosts do not get it.
+    assert!(bundle.files_of("k8s").unwrap().iter().all(|f| f.rel_path != SCRIPT_PATH));
+}
+
+#[test]
+fn an_index_without_scripts_reads_as_none() {
+    let dir = signed();
+    let bundle = Bundle::load(dir.path()).unwrap();
+    assert!(bundle.index.runtimes.iter().all(|r| r.scripts.is_empty()));
+}
+
+#[test]
+fn a_missing_script_is_artifact_missing() {
+    let dir = signed_with_script();
+    std::fs::remove_file(dir.path().join(SCRIPT_PATH)).unwrap();
+    assert_error(verify_all(dir.path()), ErrorCode::ArtifactMissing, "hooks/lib/common.sh: missing");
+    let compose = VerifyOptions { runtime: Some("compose".into()), trusted_public_key: None };
+    assert_error(Bundle::load(dir.path()).unwrap().verify(&compose, &no_progress), ErrorCode::ArtifactMissing, "hooks/lib/common.sh: missing");
+    assert_error(Bundle::load(dir.path()).unwrap().files_of("compose"), ErrorCode::ArtifactMissing, "runtime compose scripts hooks-lib");
+    assert_error(fill_index(dir.path(), &no_progress), ErrorCode::ArtifactMissing, "hooks/lib/common.sh (runtime compose scripts hooks-lib)");
+}
+
+#[test]
+fn an_optional_script_that_is_absent_only_warns_and_is_not_uploaded() {
+    let dir = assembled();
+    set_index(dir.path(), &index_with_script(SCRIPT_PATH, false));
+    let filled = fill_index(dir.path(), &no_progress).unwrap();
+    assert!(filled.warnings.iter().any(|w| w.contains("hooks/lib/common.sh: absent")), "{:?}", filled.warnings);
+    sign(dir.path(), KEY).unwrap();
+    let report = verify_all(dir.path()).unwrap();
+    assert!(report.warnings.iter().any(|w| w.contains("hooks/lib/common.sh: absent")), "{:?}", report.warnings);
+    let files = Bundle::load(dir.path()).unwrap().files_of("compose").unwrap();
+    assert!(files.iter().all(|f| f.rel_path != SCRIPT_PATH));
+}
+
+#[test]
+fn one_flipped_byte_in_a_script_is_a_checksum_mismatch() {
+    let dir = signed_with_script();
+    let path = dir.path().join(SCRIPT_PATH);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[7] ^= 0x01;
+    std::fs::remove_file(&path).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    assert_error(verify_all(dir.path()), ErrorCode::ArtifactChecksumMismatch, "hooks/lib/common.sh: sha256 is ");
+    // With SHA256SUMS and its signature made consistent again, the index's sha256 still catches it.
+    reseal(dir.path());
+    assert_error(verify_all(dir.path()), ErrorCode::ArtifactChecksumMismatch, "the index says");
+    assert_error(verify_all(dir.path()), ErrorCode::ArtifactChecksumMismatch, "(runtime compose scripts hooks-lib)");
+}
+
+#[test]
+fn a_script_path_leaving_the_bundle_is_refused() {
+    let dir = signed_with_script();
+    let good = index_text(dir.path());
+    assert!(good.contains("path: hooks/lib/common.sh"));
+    for (path, names) in [
+        ("../../etc/profile", "\"../../etc/profile\" contains `..`"),
+        ("hooks/lib/../../../etc/profile", "scripts[0](hooks-lib).path"),
+        ("/etc/profile", "is absolute"),
+    ] {
+        set_index(dir.path(), &good.replace("path: hooks/lib/common.sh", &format!("path: {path}")));
+        assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, names);
+        assert_error(fill_index(dir.path(), &no_progress), ErrorCode::ArtifactManifestMissing, names);
+    }
+    // A symlinked lib directory that points outside the bundle.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("common.sh"), SCRIPT_BYTES).unwrap();
+    std::fs::remove_dir_all(dir.path().join("hooks/lib")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("hooks/lib")).unwrap();
+    set_index(dir.path(), &good);
+    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "leaves the bundle through a symlink");
+}
+
+#[test]
+fn a_script_entry_is_schema_checked_like_the_other_artifacts() {
+    let dir = assembled_with_script();
+    let text = index_with_script(SCRIPT_PATH, true);
+    set_index(dir.path(), &text.replace("type: script", "type: shell"));
+    assert_error(Bundle::load_with(dir.path(), index::Hashes::Pending), ErrorCode::ArtifactManifestMissing, "scripts[0](hooks-lib).type");
+    set_index(dir.path(), &text.replace("id: hooks-lib", "id: compose-template"));
+    assert_error(Bundle::load_with(dir.path(), index::Hashes::Pending), ErrorCode::ArtifactManifestMissing, "id listed twice");
+    set_index(dir.path(), &text.replace("path: hooks/lib/common.sh\n        sha256: \"<FILL>\"", "path: hooks/lib/common.sh\n        sha256: \"\""));
+    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "scripts[0](hooks-lib).sha256");
+}

@@ -28,85 +28,31 @@
 # Log lines: `[INFO|WARN|ERROR] step=... key=value ...`; the last one is
 #   [INFO] step=install result=ok changed=true|false docker_version=... compose_version=...
 set -euo pipefail
-set -o errtrace
-umask 022
-export LC_ALL=C
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-export DOCKER_HOST=unix:///var/run/docker.sock
-unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
-
 HOOK=install-compose.sh
-STATE_DIR=/opt/opspilot/state
-STATE_FILE=$STATE_DIR/compose-runtime.installed
-BACKUP_DIR=$STATE_DIR/backup
-BIN_DIR=/usr/local/bin
+# the helpers every hook shares (log lines, die, context.json, host and engine probes): lib/ beside this file
+case $0 in */*) HOOK_LIB=${0%/*}/lib/common.sh ;; *) HOOK_LIB=lib/common.sh ;; esac
+if [ ! -r "$HOOK_LIB" ]; then
+  printf '[ERROR] step=init result=failed msg="hooks/lib/common.sh is missing beside the hook"\n'
+  printf '%s: %s is missing: upload the bundle'"'"'s hooks/lib/common.sh with the hooks\n' "$HOOK" "$HOOK_LIB" >&2
+  exit 1
+fi
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$HOOK_LIB"
+
 PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 LIB_DIR=/usr/local/lib/opspilot
 SUPERVISOR=$LIB_DIR/dockerd-supervisor
-UNIT_NAME=opspilot-dockerd.service
 UNIT_FILE=/etc/systemd/system/$UNIT_NAME
 DAEMON_JSON=/etc/docker/daemon.json
-RUN_DIR=/run/opspilot
 LOG_DIR=/var/log/opspilot
 DOCKERD_LOG=$LOG_DIR/dockerd.log
-COMPOSE_DIR=/opt/opspilot/compose
 ENGINE_WAIT_SECONDS=120
 ENGINE_BINS=(dockerd docker-proxy containerd containerd-shim-runc-v2 runc)
 STEP=init
-
-# ------------------------------------------------------------------ helpers
-tok() { local s=${1//[[:space:]]/_}; s=${s//[^[:print:]]/}; s=${s//\"/}; printf '%s' "${s:-none}"; }
-msgq() { local s=${1//[[:space:]]/ }; s=${s//[^[:print:]]/}; s=${s//\"/\'}; printf '"%s"' "$s"; }
-log() { local level=$1 line; shift; line="$*"; printf '[%s] %s\n' "$level" "${line%"${line##*[! ]}"}"; }
-die() {
-  log ERROR "step=$STEP result=failed msg=$(msgq "$1")"
-  printf '%s: %s\n' "$HOOK" "$1" >&2
-  exit 1
-}
 trap 'die "internal error at line $LINENO: $BASH_COMMAND"' ERR
 
-# ctx_get KEY [SUBKEY]: scalar value of context.json's top-level KEY, or of
-# KEY.SUBKEY when KEY is an object (see preflight.sh; the file is never evaluated).
-ctx_get() {
-  local file=$CTX_FILE want1="\"$1\"" want2=${2:+\"$2\"} t stack="" key1="" key2="" expect_key=0 found=""
-  [ -r "$file" ] || return 0
-  while IFS= read -r t; do
-    case $t in
-      '{') stack+=o; expect_key=1 ;;
-      '[') stack+=a; expect_key=0 ;;
-      '}' | ']') stack=${stack%?}; expect_key=0 ;;
-      ':') expect_key=0 ;;
-      ',') [ "${stack: -1}" = o ] && expect_key=1 ;;
-      *)
-        if [ "${stack: -1}" = o ] && [ "$expect_key" = 1 ]; then
-          case ${#stack} in 1) key1=$t; key2="" ;; 2) key2=$t ;; esac
-        elif [ -z "$want2" ] && [ "$stack" = o ] && [ "$key1" = "$want1" ]; then
-          found=$t; break
-        elif [ -n "$want2" ] && [ "$stack" = oo ] && [ "$key1" = "$want1" ] && [ "$key2" = "$want2" ]; then
-          found=$t; break
-        fi ;;
-    esac
-  done < <(grep -oE '"([^"\\]|\\.)*"|[][{}:,]|[^][{}:,"[:space:]]+' "$file" 2>/dev/null || true)
-  [ "$found" = null ] && found=""
-  case $found in \"*\") found=${found#\"}; found=${found%\"} ;; esac
-  printf '%s' "$found"
-}
-opt() { ctx_get install_options "$1"; }
-
-in_container() {
-  [ -e /.dockerenv ] || [ -e /run/.containerenv ] && return 0
-  local mnt fstype rootfs=""
-  while read -r _ mnt fstype _; do [ "$mnt" = / ] && rootfs=$fstype; done </proc/mounts
-  case $rootfs in overlay | aufs | fuse-overlayfs) return 0 ;; esac
-  grep -qE '/(docker|lxc|kubepods|containerd|libpod)[/-]' /proc/1/cgroup 2>/dev/null && return 0
-  if command -v systemd-detect-virt >/dev/null 2>&1 && systemd-detect-virt --container --quiet 2>/dev/null; then return 0; fi
-  return 1
-}
-
+# ------------------------------------------------------------------ helpers
 sha_of() { local s; s=$(sha256sum "$1" 2>/dev/null) || return 1; printf '%s' "${s%% *}"; }
-# exe_of PID: the binary a process runs (without the " (deleted)" suffix)
-exe_of() { local e; e=$(readlink "/proc/$1/exe" 2>/dev/null) || return 0; printf '%s' "${e% (deleted)}"; }
 
 # state file: one `key=value` line per fact, appended as things happen so that a
 # failure half-way still leaves rollback.sh an exact record.
@@ -171,34 +117,19 @@ write_content() {
   rm -f "$tmp"; return 1
 }
 
-engine_answers() { timeout 10 "$BIN_DIR/docker" info >/dev/null 2>&1; }
-supervisor_pid() {
-  local p
-  p=$(cat "$RUN_DIR/dockerd-supervisor.pid" 2>/dev/null) || return 1
-  [[ $p =~ ^[0-9]+$ ]] && [ -r "/proc/$p/cmdline" ] && tr '\0' ' ' <"/proc/$p/cmdline" | grep -q 'dockerd-supervisor' && printf '%s' "$p"
-}
 service_running() {
   if [ "$INIT" = systemd ]; then systemctl is-active --quiet "$UNIT_NAME"; else supervisor_pid >/dev/null; fi
-}
-# our_dockerd_pids: dockerd processes running the binary OpsPilot installed
-our_dockerd_pids() {
-  local p
-  for p in $(pgrep -x dockerd 2>/dev/null || true); do
-    if [ "$(exe_of "$p")" = "$BIN_DIR/dockerd" ]; then printf '%s\n' "$p"; fi
-  done
 }
 stop_engine() {
   local p i
   if [ "$INIT" = systemd ]; then
     systemctl stop "$UNIT_NAME" 2>/dev/null || true
-  elif p=$(supervisor_pid); then
-    kill -TERM "$p" 2>/dev/null || true
-    for ((i = 0; i < 60; i++)); do [ -d "/proc/$p" ] || break; sleep 0.5; done
-    if [ -d "/proc/$p" ]; then kill -KILL "$p" 2>/dev/null || true; fi
+  else
+    stop_supervisor
   fi
-  for p in $(our_dockerd_pids); do kill -TERM "$p" 2>/dev/null || true; done
-  for ((i = 0; i < 60; i++)); do [ -z "$(our_dockerd_pids)" ] && break; sleep 0.5; done
-  for p in $(our_dockerd_pids); do kill -KILL "$p" 2>/dev/null || true; done
+  for p in $(pids_of dockerd); do kill -TERM "$p" 2>/dev/null || true; done
+  for ((i = 0; i < 60; i++)); do [ -z "$(pids_of dockerd)" ] && break; sleep 0.5; done
+  for p in $(pids_of dockerd); do kill -KILL "$p" 2>/dev/null || true; done
 }
 start_engine() {
   if [ "$INIT" = systemd ]; then
@@ -222,12 +153,9 @@ engine_log_tail() {
 }
 
 # ------------------------------------------------------------------ inputs
-OPS_SCRIPT_ROOT=${OPS_SCRIPT_ROOT:-/opt/opspilot/script}
-OPS_TASK_ID=${OPS_TASK_ID:-manual}
-OPS_WORKDIR=${OPS_WORKDIR:-/opt/opspilot/tasks/$OPS_TASK_ID}
-CTX_FILE=$OPS_WORKDIR/context.json
+# (OPS_SCRIPT_ROOT, OPS_TASK_ID, OPS_WORKDIR and CTX_FILE get their defaults in lib/common.sh)
 SRC_BIN=$OPS_SCRIPT_ROOT/bin/linux-amd64
-log INFO "step=start task=$(tok "$OPS_TASK_ID") action=$(tok "${OPS_ACTION:-install}") node_ip=$(tok "${OPS_NODE_IP:-}") node_role=$(tok "${OPS_NODE_ROLE:-}") attempt=$(tok "${OPS_RETRY_ATTEMPT:-0}")"
+log_start step=start "action=$(tok "${OPS_ACTION:-install}")"
 
 STEP=check
 case $OPS_SCRIPT_ROOT in /*) ;; *) die "OPS_SCRIPT_ROOT must be an absolute path" ;; esac
@@ -274,13 +202,12 @@ if [ $FRESH = true ]; then
     printf 'installed_at=%s\n' "$(date -u +%FT%TZ)"
     printf 'task_id=%s\n' "$(tok "$OPS_TASK_ID")"
     # what did not exist before the engine ran; rollback removes exactly these
-    for p in "$DATA_ROOT" /var/lib/containerd /var/run/docker /var/run/containerd /var/run/docker.sock \
-      /var/run/docker.pid /etc/docker/key.json /root/.docker /opt/containerd; do
+    for p in "$DATA_ROOT" "${ENGINE_PATHS[@]}"; do
       if [ ! -e "$p" ] && [ ! -L "$p" ]; then printf 'absent_before=%s\n' "$p"; fi
     done
     if [ "$DATA_ROOT" != /var/lib/docker ] && [ -d "$DATA_ROOT" ]; then printf 'empty_before=%s\n' "$DATA_ROOT"; fi
     if command -v ip >/dev/null 2>&1; then
-      printf 'links_before=%s\n' "$(ip -o link show 2>/dev/null | sed -nE 's/^[0-9]+: ([^:@]+).*/\1/p' | grep -E '^(docker0|br-[0-9a-f]{12})$' | tr '\n' ',' || true)"
+      printf 'links_before=%s\n' "$(engine_links | tr '\n' ',')"
     fi
   } >"$STATE_FILE.tmp.$$"
   mv -f "$STATE_FILE.tmp.$$" "$STATE_FILE"
@@ -290,10 +217,7 @@ state_set data_root "$DATA_ROOT"
 state_set init "$INIT"
 state_set nested "$NESTED"
 mkdir_tracked "$RUN_DIR"
-if command -v flock >/dev/null 2>&1; then
-  exec 9>"$RUN_DIR/compose-runtime.lock"
-  flock -w 600 9 || die "another install or rollback of the compose runtime holds $RUN_DIR/compose-runtime.lock"
-fi
+lock_runtime
 
 # ------------------------------------------------------------------ files
 STEP=files
@@ -414,7 +338,7 @@ STARTED=false
 if service_running && engine_answers && [ $RESTART = false ]; then
   log INFO "step=engine result=ok msg=$(msgq "engine already running with the installed binaries")"
 else
-  if service_running || [ -n "$(our_dockerd_pids)" ]; then
+  if service_running || [ -n "$(pids_of dockerd)" ]; then
     log INFO "step=engine msg=$(msgq "restarting the engine: ${CHANGED[*]:-not answering}")"
     stop_engine
   fi

@@ -9,37 +9,24 @@
 # succeeds (otherwise that check is reported as skipped).
 # Last line: [INFO] verify_summary=ok ... (exit 0) or [ERROR] verify_summary=failed ... (exit 1).
 set -euo pipefail
-set -o errtrace
-umask 022
-export LC_ALL=C
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-export DOCKER_HOST=unix:///var/run/docker.sock
-unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
-
 HOOK=post-install-verify.sh
-STATE_FILE=/opt/opspilot/state/compose-runtime.installed
-DOCKER=/usr/local/bin/docker
-RUN_DIR=/run/opspilot
-UNIT_NAME=opspilot-dockerd.service
+# the helpers every hook shares (log lines, die, engine probes): lib/ beside this file
+case $0 in */*) HOOK_LIB=${0%/*}/lib/common.sh ;; *) HOOK_LIB=lib/common.sh ;; esac
+if [ ! -r "$HOOK_LIB" ]; then
+  printf '[ERROR] step=init result=failed msg="hooks/lib/common.sh is missing beside the hook"\n[ERROR] verify_summary=failed failed_step=init\n'
+  printf '%s: %s is missing: upload the bundle'"'"'s hooks/lib/common.sh with the hooks\n' "$HOOK" "$HOOK_LIB" >&2
+  exit 1
+fi
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$HOOK_LIB"
+
 TEST_IMAGE=opspilot-busybox:1
 ENGINE_GRACE_SECONDS=30
 STEP=init
-
-tok() { local s=${1//[[:space:]]/_}; s=${s//[^[:print:]]/}; s=${s//\"/}; printf '%s' "${s:-none}"; }
-msgq() { local s=${1//[[:space:]]/ }; s=${s//[^[:print:]]/}; s=${s//\"/\'}; printf '"%s"' "$s"; }
-log() { local level=$1 line; shift; line="$*"; printf '[%s] %s\n' "$level" "${line%"${line##*[! ]}"}"; }
-die() {
-  log ERROR "step=$STEP result=failed msg=$(msgq "$1")"
-  log ERROR "verify_summary=failed failed_step=$STEP"
-  printf '%s: %s\n' "$HOOK" "$1" >&2
-  exit 1
-}
+DIE_SUMMARY=verify_summary=failed   # die's last line: verify_summary=failed failed_step=<step>
 trap 'die "internal error at line $LINENO: $BASH_COMMAND"' ERR
-engine_answers() { timeout 10 "$DOCKER" info >/dev/null 2>&1; }
 
-OPS_TASK_ID=${OPS_TASK_ID:-manual}
-log INFO "step=start task=$(tok "$OPS_TASK_ID") node_ip=$(tok "${OPS_NODE_IP:-}") node_role=$(tok "${OPS_NODE_ROLE:-}") attempt=$(tok "${OPS_RETRY_ATTEMPT:-0}")"
+log_start step=start
 
 STEP=check
 [ "${OPS_RUNTIME_TYPE:-compose}" = compose ] || die "post-install-verify.sh checks the compose runtime, got OPS_RUNTIME_TYPE='${OPS_RUNTIME_TYPE}'"
@@ -52,10 +39,7 @@ if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   systemctl is-active --quiet "$UNIT_NAME" || die "$UNIT_NAME is not active (systemctl status $UNIT_NAME)"
   SERVICE="systemd:$UNIT_NAME"
 else
-  pid=$(cat "$RUN_DIR/dockerd-supervisor.pid" 2>/dev/null || true)
-  if ! [[ $pid =~ ^[0-9]+$ ]] || ! tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q dockerd-supervisor; then
-    die "the dockerd supervisor is not running (no live pid in $RUN_DIR/dockerd-supervisor.pid)"
-  fi
+  pid=$(supervisor_pid) || die "the dockerd supervisor is not running (no live pid in $RUN_DIR/dockerd-supervisor.pid)"
   SERVICE="supervisor:$pid"
 fi
 log INFO "step=service result=ok service=$SERVICE"

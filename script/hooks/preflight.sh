@@ -12,24 +12,21 @@
 # $OPS_WORKDIR/context.json: docker_storage_driver, docker_data_root, docker_nested.
 # Nothing read from the environment or context.json is ever evaluated or sourced.
 set -euo pipefail
-set -o errtrace
-umask 022
-export LC_ALL=C
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-
 HOOK=preflight.sh
-STATE_FILE=/opt/opspilot/state/compose-runtime.installed
-BIN_DIR=/usr/local/bin
+# the helpers every hook shares (log lines, context.json, host probes): lib/ beside this file
+case $0 in */*) HOOK_LIB=${0%/*}/lib/common.sh ;; *) HOOK_LIB=lib/common.sh ;; esac
+if [ ! -r "$HOOK_LIB" ]; then
+  printf '[ERROR] preflight_summary=failed reason=lib_missing msg="hooks/lib/common.sh is missing beside the hook"\n'
+  printf '%s: %s is missing: upload the bundle'"'"'s hooks/lib/common.sh with the hooks\n' "$HOOK" "$HOOK_LIB" >&2
+  exit 1
+fi
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$HOOK_LIB"
+
 MIN_FREE_GIB=2    # fail below
 WARN_FREE_GIB=10  # warn below
 
 # ------------------------------------------------------------------ helpers
-# one token for a key=value log line: whitespace -> '_', no quotes, printable only
-tok() { local s=${1//[[:space:]]/_}; s=${s//[^[:print:]]/}; s=${s//\"/}; printf '%s' "${s:-none}"; }
-# a quoted free-text value: msg="..."
-msgq() { local s=${1//[[:space:]]/ }; s=${s//[^[:print:]]/}; s=${s//\"/\'}; printf '"%s"' "$s"; }
-log() { local level=$1 line; shift; line="$*"; printf '[%s] %s\n' "$level" "${line%"${line##*[! ]}"}"; }
 # shellcheck disable=SC2317  # invoked by the ERR trap
 on_unexpected() {
   log ERROR "preflight_summary=failed reason=internal_error line=$1 command=$(msgq "$2")"
@@ -42,48 +39,6 @@ CHECKS=0; WARNINGS=0; FAILED=(); REASONS=()
 ok()   { CHECKS=$((CHECKS + 1)); log INFO "check=$1 result=ok ${*:2}"; }
 warn() { CHECKS=$((CHECKS + 1)); WARNINGS=$((WARNINGS + 1)); log WARN "check=$1 result=warn msg=$(msgq "$2") ${*:3}"; }
 fail() { CHECKS=$((CHECKS + 1)); FAILED+=("$1"); REASONS+=("$1: $2"); log ERROR "check=$1 result=failed msg=$(msgq "$2") ${*:3}"; }
-
-# ctx_get KEY [SUBKEY]: the scalar value of context.json's top-level KEY, or of
-# KEY.SUBKEY when KEY is an object. grep cuts the file into JSON tokens (one per
-# line), a small state machine walks them; the file is never evaluated. Strings are
-# returned without their quotes (escape sequences are left as they are: callers
-# validate values against strict patterns), null as empty.
-ctx_get() {
-  local file=$CTX_FILE want1="\"$1\"" want2=${2:+\"$2\"} t stack="" key1="" key2="" expect_key=0 found=""
-  [ -r "$file" ] || return 0
-  while IFS= read -r t; do
-    case $t in
-      '{') stack+=o; expect_key=1 ;;
-      '[') stack+=a; expect_key=0 ;;
-      '}' | ']') stack=${stack%?}; expect_key=0 ;;
-      ':') expect_key=0 ;;
-      ',') [ "${stack: -1}" = o ] && expect_key=1 ;;
-      *)
-        if [ "${stack: -1}" = o ] && [ "$expect_key" = 1 ]; then
-          case ${#stack} in 1) key1=$t; key2="" ;; 2) key2=$t ;; esac
-        elif [ -z "$want2" ] && [ "$stack" = o ] && [ "$key1" = "$want1" ]; then
-          found=$t; break
-        elif [ -n "$want2" ] && [ "$stack" = oo ] && [ "$key1" = "$want1" ] && [ "$key2" = "$want2" ]; then
-          found=$t; break
-        fi ;;
-    esac
-  done < <(grep -oE '"([^"\\]|\\.)*"|[][{}:,]|[^][{}:,"[:space:]]+' "$file" 2>/dev/null || true)
-  [ "$found" = null ] && found=""
-  case $found in \"*\") found=${found#\"}; found=${found%\"} ;; esac
-  printf '%s' "$found"
-}
-opt() { ctx_get install_options "$1"; }
-
-# in_container: true when this host is itself a container (nested engine needed)
-in_container() {
-  [ -e /.dockerenv ] || [ -e /run/.containerenv ] && return 0
-  local mnt fstype rootfs=""
-  while read -r _ mnt fstype _; do [ "$mnt" = / ] && rootfs=$fstype; done </proc/mounts
-  case $rootfs in overlay | aufs | fuse-overlayfs) return 0 ;; esac
-  grep -qE '/(docker|lxc|kubepods|containerd|libpod)[/-]' /proc/1/cgroup 2>/dev/null && return 0
-  if command -v systemd-detect-virt >/dev/null 2>&1 && systemd-detect-virt --container --quiet 2>/dev/null; then return 0; fi
-  return 1
-}
 
 # free_gib PATH: free GiB on the filesystem holding PATH (nearest existing ancestor)
 free_gib() {
@@ -104,14 +59,11 @@ version_ge() {
 }
 
 # ------------------------------------------------------------------ inputs
-OPS_SCRIPT_ROOT=${OPS_SCRIPT_ROOT:-/opt/opspilot/script}
-OPS_TASK_ID=${OPS_TASK_ID:-manual}
-OPS_WORKDIR=${OPS_WORKDIR:-/opt/opspilot/tasks/$OPS_TASK_ID}
+# (OPS_SCRIPT_ROOT, OPS_TASK_ID, OPS_WORKDIR and CTX_FILE get their defaults in lib/common.sh)
 RUNTIME=${OPS_RUNTIME_TYPE:-compose}
-CTX_FILE=$OPS_WORKDIR/context.json
 case $OPS_SCRIPT_ROOT in /*) ;; *) log ERROR "preflight_summary=failed reason=bad_script_root"; echo "$HOOK: OPS_SCRIPT_ROOT must be an absolute path" >&2; exit 1 ;; esac
 
-log INFO "step=preflight result=start task=$(tok "$OPS_TASK_ID") runtime=$(tok "$RUNTIME") node_ip=$(tok "${OPS_NODE_IP:-}") node_role=$(tok "${OPS_NODE_ROLE:-}") attempt=$(tok "${OPS_RETRY_ATTEMPT:-0}")"
+log_start "step=preflight result=start" "runtime=$(tok "$RUNTIME")"
 
 # ------------------------------------------------------------------ checks
 case $RUNTIME in
@@ -217,7 +169,7 @@ if [ "$RUNTIME" = compose ]; then
   OURS=false; [ -f "$STATE_FILE" ] && OURS=true
   FOREIGN=()
   for pid in $(pgrep -x dockerd 2>/dev/null || true); do
-    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true); exe=${exe% (deleted)}
+    exe=$(exe_of "$pid")
     if [ $OURS = false ] || [ "$exe" != "$BIN_DIR/dockerd" ]; then FOREIGN+=("dockerd[pid=$pid,exe=${exe:-unknown}]"); fi
   done
   if [ -S /var/run/docker.sock ] && [ $OURS = false ] && [ ${#FOREIGN[@]} -eq 0 ]; then

@@ -22,69 +22,21 @@
 # exits 0. Nothing outside the recorded, allow-listed paths is ever removed.
 # Last line: [INFO] step=rollback result=ok rollback_result=ok changed=true|false ...
 set -euo pipefail
-set -o errtrace
-umask 022
-export LC_ALL=C
-PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export PATH
-export DOCKER_HOST=unix:///var/run/docker.sock
-unset DOCKER_CONTEXT DOCKER_TLS_VERIFY DOCKER_CERT_PATH
-
 HOOK=rollback.sh
-STATE_DIR=/opt/opspilot/state
-STATE_FILE=$STATE_DIR/compose-runtime.installed
-BACKUP_DIR=$STATE_DIR/backup
-BIN_DIR=/usr/local/bin
-RUN_DIR=/run/opspilot
-UNIT_NAME=opspilot-dockerd.service
-COMPOSE_DIR=/opt/opspilot/compose
-DOCKER=$BIN_DIR/docker
-STEP=init
-
-tok() { local s=${1//[[:space:]]/_}; s=${s//[^[:print:]]/}; s=${s//\"/}; printf '%s' "${s:-none}"; }
-msgq() { local s=${1//[[:space:]]/ }; s=${s//[^[:print:]]/}; s=${s//\"/\'}; printf '"%s"' "$s"; }
-log() { local level=$1 line; shift; line="$*"; printf '[%s] %s\n' "$level" "${line%"${line##*[! ]}"}"; }
-die() {
-  log ERROR "step=$STEP result=failed rollback_result=failed msg=$(msgq "$1")"
-  printf '%s: %s\n' "$HOOK" "$1" >&2
+# the helpers every hook shares (log lines, die, context.json, engine probes): lib/ beside this file
+case $0 in */*) HOOK_LIB=${0%/*}/lib/common.sh ;; *) HOOK_LIB=lib/common.sh ;; esac
+if [ ! -r "$HOOK_LIB" ]; then
+  printf '[ERROR] step=init result=failed rollback_result=failed msg="hooks/lib/common.sh is missing beside the hook"\n'
+  printf '%s: %s is missing: upload the bundle'"'"'s hooks/lib/common.sh with the hooks\n' "$HOOK" "$HOOK_LIB" >&2
   exit 1
-}
+fi
+# shellcheck source-path=SCRIPTDIR source=lib/common.sh
+source "$HOOK_LIB"
+
+STEP=init
+DIE_KEYS=rollback_result=failed   # die: step=<step> result=failed rollback_result=failed msg=...
 trap 'die "internal error at line $LINENO: $BASH_COMMAND"' ERR
 
-# ctx_get KEY [SUBKEY]: see preflight.sh (context.json is tokenized, never evaluated)
-ctx_get() {
-  local file=$CTX_FILE want1="\"$1\"" want2=${2:+\"$2\"} t stack="" key1="" key2="" expect_key=0 found=""
-  [ -r "$file" ] || return 0
-  while IFS= read -r t; do
-    case $t in
-      '{') stack+=o; expect_key=1 ;;
-      '[') stack+=a; expect_key=0 ;;
-      '}' | ']') stack=${stack%?}; expect_key=0 ;;
-      ':') expect_key=0 ;;
-      ',') [ "${stack: -1}" = o ] && expect_key=1 ;;
-      *)
-        if [ "${stack: -1}" = o ] && [ "$expect_key" = 1 ]; then
-          case ${#stack} in 1) key1=$t; key2="" ;; 2) key2=$t ;; esac
-        elif [ -z "$want2" ] && [ "$stack" = o ] && [ "$key1" = "$want1" ]; then
-          found=$t; break
-        elif [ -n "$want2" ] && [ "$stack" = oo ] && [ "$key1" = "$want1" ] && [ "$key2" = "$want2" ]; then
-          found=$t; break
-        fi ;;
-    esac
-  done < <(grep -oE '"([^"\\]|\\.)*"|[][{}:,]|[^][{}:,"[:space:]]+' "$file" 2>/dev/null || true)
-  [ "$found" = null ] && found=""
-  case $found in \"*\") found=${found#\"}; found=${found%\"} ;; esac
-  printf '%s' "$found"
-}
-
-exe_of() { local e; e=$(readlink "/proc/$1/exe" 2>/dev/null) || return 0; printf '%s' "${e% (deleted)}"; }
-# pids_of NAME: processes named NAME that run OpsPilot's binary of that name
-pids_of() {
-  local p
-  for p in $(pgrep -x "$1" 2>/dev/null || true); do
-    if [ "$(exe_of "$p")" = "$BIN_DIR/$1" ]; then printf '%s\n' "$p"; fi
-  done
-}
 # stop_named NAME SECONDS: SIGTERM, wait, then SIGKILL
 stop_named() {
   local name=$1 secs=$2 p i
@@ -98,28 +50,12 @@ stop_named() {
   sleep 0.5
   STOPPED_HARD+=("$name")
 }
-supervisor_pid() {
-  local p
-  p=$(cat "$RUN_DIR/dockerd-supervisor.pid" 2>/dev/null) || return 1
-  [[ $p =~ ^[0-9]+$ ]] && [ -r "/proc/$p/cmdline" ] && tr '\0' ' ' <"/proc/$p/cmdline" | grep -q 'dockerd-supervisor' && printf '%s' "$p"
-}
-stop_supervisor() {
-  local p i
-  p=$(supervisor_pid) || return 0
-  kill -TERM "$p" 2>/dev/null || true
-  for ((i = 0; i < 60; i++)); do
-    if [ ! -d "/proc/$p" ]; then return 0; fi
-    sleep 0.5
-  done
-  kill -KILL "$p" 2>/dev/null || true
-}
 
 # allow-lists: what a state file line may name (a tampered record removes nothing else)
 P='[A-Za-z0-9._-]+'
 FILE_RE="^(/usr/local/bin/$P|/usr/local/lib/docker/cli-plugins/$P|/usr/local/lib/opspilot/$P|/etc/docker/daemon\\.json|/etc/systemd/system/opspilot-dockerd\\.service|/var/log/opspilot/$P)\$"
 DIR_RE="^/(usr/local(/$P)*|etc/docker|etc/systemd/system|var/log/opspilot|run/opspilot|opt/opspilot/$P)\$"
-FIXED_DATA=(/var/lib/docker /var/lib/containerd /var/run/docker /var/run/containerd /var/run/docker.sock
-  /var/run/docker.pid /etc/docker/key.json /root/.docker /opt/containerd)
+FIXED_DATA=(/var/lib/docker "${ENGINE_PATHS[@]}")
 is_data_path() {
   local p=$1 d
   [[ $p == *..* ]] && return 1
@@ -128,10 +64,8 @@ is_data_path() {
 }
 
 # ------------------------------------------------------------------ inputs
-OPS_TASK_ID=${OPS_TASK_ID:-manual}
-OPS_WORKDIR=${OPS_WORKDIR:-/opt/opspilot/tasks/$OPS_TASK_ID}
-CTX_FILE=$OPS_WORKDIR/context.json
-log INFO "step=start task=$(tok "$OPS_TASK_ID") action=$(tok "${OPS_ACTION:-rollback}") node_ip=$(tok "${OPS_NODE_IP:-}") node_role=$(tok "${OPS_NODE_ROLE:-}") attempt=$(tok "${OPS_RETRY_ATTEMPT:-0}")"
+# (OPS_TASK_ID, OPS_WORKDIR and CTX_FILE get their defaults in lib/common.sh)
+log_start step=start "action=$(tok "${OPS_ACTION:-rollback}")"
 STEP=check
 [ "$(id -u)" -eq 0 ] || die "must run as root (log in as root or use passwordless sudo -n)"
 PURGE=$(ctx_get install_options purge)
@@ -164,15 +98,12 @@ while IFS= read -r line; do
 done <"$STATE_FILE"
 log INFO "step=record files=${#FILES[@]} dirs=${#DIRS[@]} backups=${#BACKUPS[@]} data_root=$(tok "$DATA_ROOT") init=$(tok "$INIT") purge=$PURGE"
 
-if [ -d "$RUN_DIR" ] && command -v flock >/dev/null 2>&1; then
-  exec 9>"$RUN_DIR/compose-runtime.lock"
-  flock -w 600 9 || die "another install or rollback of the compose runtime holds $RUN_DIR/compose-runtime.lock"
-fi
+if [ -d "$RUN_DIR" ]; then lock_runtime; fi
 
 # ------------------------------------------------------------------ containers
 STEP=containers
 REMOVED_CONTAINERS=0
-if [ -x "$DOCKER" ] && timeout 10 "$DOCKER" info >/dev/null 2>&1; then
+if [ -x "$DOCKER" ] && engine_answers; then
   mapfile -t IDS < <(timeout 30 "$DOCKER" ps -aq 2>/dev/null || true)
   if [ ${#IDS[@]} -gt 0 ]; then
     timeout 180 "$DOCKER" rm -f "${IDS[@]}" >/dev/null 2>&1 || log WARN "step=containers msg=$(msgq "docker rm -f did not finish; the engine is stopped anyway")"
@@ -237,7 +168,7 @@ if [ "$LINKS_RECORDED" = true ] && command -v ip >/dev/null 2>&1; then
     case ",$LINKS_BEFORE," in *",$link,"*) continue ;; esac
     if ip link delete "$link" 2>/dev/null; then DELETED_LINKS=$((DELETED_LINKS + 1))
     else log WARN "step=network link=$(tok "$link") msg=$(msgq "could not delete")"; fi
-  done < <(ip -o link show 2>/dev/null | sed -nE 's/^[0-9]+: ([^:@]+).*/\1/p' | grep -E '^(docker0|br-[0-9a-f]{12})$' || true)
+  done < <(engine_links)
 fi
 if [ "$IPTABLES" = true ]; then
   if command -v iptables >/dev/null 2>&1; then
