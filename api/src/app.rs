@@ -56,6 +56,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         approval_tiers: config.install_approval_tiers.clone(),
     };
     commands.ssh_connect_timeout = Duration::from_secs(config.ssh_connect_timeout_seconds.max(1));
+    commands.rollout_deadline = Duration::from_secs(config.rollout_deadline_seconds.max(1));
     if commands.install.trusted_bundle_key.is_none() {
         tracing::warn!("OPSPILOT_BUNDLE_TRUSTED_KEY is not set: a bundle signed by any key (its own public.key) is accepted");
     }
@@ -64,7 +65,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let state = AppState::new(pool, commands, runner, Arc::new(Metrics::new()), config.login_attempts_per_minute);
     bootstrap_admin(&state, config.admin_password.as_deref()).await?;
     spawn_scheduler(state.clone(), Duration::from_millis(config.scheduler_interval_ms.max(50)));
-    resume_install_tasks(&state).await;
+    resume_unfinished_work(&state).await;
 
     let app = router(state.clone(), &config);
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -78,15 +79,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     Ok(Running { addr, state, task })
 }
 
-/// Install tasks that were running when OpsPilot stopped continue where they
-/// stopped, once the read models have caught up with the log.
-async fn resume_install_tasks(state: &AppState) {
+/// Work that was running when OpsPilot stopped continues, once the read
+/// models have caught up with the log: install tasks resume at their first
+/// unfinished node-step; releases applying or rolling back execute again
+/// (server-side apply and `compose up -d` are idempotent).
+async fn resume_unfinished_work(state: &AppState) {
     if let Ok(head) = state.commands.store.head().await {
         state.settle(head).await;
     }
     match opspilot_projections::environments::unfinished_tasks(&state.pool).await {
         Ok(tasks) => state.commands.resume_install_tasks(&tasks),
         Err(e) => tracing::error!(error = ?e, "could not list unfinished install tasks"),
+    }
+    match opspilot_projections::releases::executing(&state.pool).await {
+        Ok(ids) => {
+            for id in ids {
+                tracing::info!(release_id = %id, "resuming release execution");
+                state.commands.start_execution(id);
+            }
+        }
+        Err(e) => tracing::error!(error = ?e, "could not list executing releases"),
     }
 }
 

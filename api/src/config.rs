@@ -32,6 +32,8 @@ pub struct Config {
     /// Environments labelled `tier` with one of these need approval to install.
     pub install_approval_tiers: Vec<String>,
     pub ssh_connect_timeout_seconds: u64,
+    /// How long a Kubernetes rollout may take before the release fails.
+    pub rollout_deadline_seconds: u64,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -102,6 +104,7 @@ impl Config {
             install_parallelism: env_num("OPSPILOT_INSTALL_PARALLELISM", 64)?,
             install_approval_tiers: env("OPSPILOT_INSTALL_APPROVAL_TIERS").unwrap_or_else(|| "prod,production".into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             ssh_connect_timeout_seconds: env_num("OPSPILOT_SSH_CONNECT_TIMEOUT_SECONDS", 10)?,
+            rollout_deadline_seconds: env_num("OPSPILOT_ROLLOUT_DEADLINE_SECONDS", 120)?,
         })
     }
 
@@ -127,6 +130,7 @@ impl Config {
             install_parallelism: 64,
             install_approval_tiers: vec!["prod".into(), "production".into()],
             ssh_connect_timeout_seconds: 10,
+            rollout_deadline_seconds: 120,
         }
     }
 }

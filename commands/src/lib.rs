@@ -87,6 +87,8 @@ pub struct Commands {
     pub ssh_connect_timeout: std::time::Duration,
     /// Hook output lines as they arrive, for live subscribers.
     pub live_logs: tokio::sync::broadcast::Sender<install_runner::LiveLog>,
+    /// How long a Kubernetes rollout may take before the release fails.
+    pub rollout_deadline: std::time::Duration,
     /// Install tasks this process runs now.
     pub running_tasks: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
 }
@@ -126,6 +128,7 @@ impl Commands {
             approval_policy: ApprovalPolicy::default(),
             install: environments::InstallSettings::default(),
             ssh_connect_timeout: std::time::Duration::from_secs(10),
+            rollout_deadline: releases::ROLLOUT_DEADLINE,
             live_logs: tokio::sync::broadcast::channel(8192).0,
             running_tasks: Default::default(),
         }

@@ -207,7 +207,7 @@ pub struct ApplyRequest {
     pub params: PreviewRequest,
 }
 
-/// How long a rollout may take before the release is failed.
+/// How long a rollout may take before the release is failed (default).
 pub const ROLLOUT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
 
 impl Commands {
@@ -361,7 +361,7 @@ impl Commands {
         let objects = opspilot_k8s::manifest::parse_objects(&rendered, &ns)?;
         let client = self.cluster_client_by_id(target.cluster_id.ok_or_else(|| DomainError::new(ErrorCode::ClusterNotFound, "target has no cluster"))?).await?;
         opspilot_k8s::manifest::apply(&client, &objects).await?;
-        opspilot_k8s::manifest::wait_rollout(&client, &objects, ROLLOUT_DEADLINE).await?;
+        opspilot_k8s::manifest::wait_rollout(&client, &objects, self.rollout_deadline).await?;
         Ok(format!("{} object(s) applied and rolled out in {ns}", objects.len()))
     }
 }

@@ -118,3 +118,10 @@ pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ReleaseV
         }
     }))
 }
+
+/// Releases whose apply or rollback was executing (what a restarted OpsPilot resumes).
+pub async fn executing(pool: &deadpool_postgres::Pool) -> Result<Vec<uuid::Uuid>, opspilot_eventstore::StoreError> {
+    let c = pool.get().await?;
+    let rows = c.query("SELECT id FROM deploy_releases WHERE status IN ('applying', 'rolling_back') ORDER BY updated_at", &[]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}

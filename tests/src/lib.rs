@@ -197,3 +197,66 @@ pub async fn eventually(timeout: Duration, mut check: impl AsyncFnMut() -> bool)
     }
     false
 }
+
+/// OpsPilot as its own process (the real binary), so a test can kill it.
+pub struct Server {
+    pub child: std::process::Child,
+    pub base: String,
+}
+
+impl Server {
+    /// Starts `opspilot serve` on a free port against `db_url` with the test
+    /// master key and admin password, plus `env`.
+    pub fn start(db_url: &str, env: &[(&str, String)]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = std::process::Command::new(opspilot_bin());
+        cmd.arg("serve")
+            .env("DATABASE_URL", db_url)
+            .env("OPSPILOT_MASTER_KEY", test_master_key())
+            .env("OPSPILOT_ADMIN_PASSWORD", ADMIN_PASSWORD)
+            .env("OPSPILOT_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Server { child: cmd.spawn().expect("opspilot serve starts"), base: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Waits until the server answers, then logs in as admin.
+    pub async fn admin(&self) -> String {
+        let login = json!({ "username": "admin", "password": ADMIN_PASSWORD });
+        let up = eventually(Duration::from_secs(60), async || {
+            reqwest::Client::new().post(format!("{}/api/v1/auth/login", self.base)).json(&login).send().await.is_ok_and(|r| r.status().is_success())
+        })
+        .await;
+        assert!(up, "OpsPilot did not come up at {}", self.base);
+        self.rest("POST", "/api/v1/auth/login", None, Some(login)).await["token"].as_str().unwrap().to_string()
+    }
+
+    /// A REST call that must succeed; answers `data`.
+    pub async fn rest(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
+        let mut req = reqwest::Client::new().request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let v: Value = req.send().await.expect("request").json().await.expect("json");
+        assert_eq!(v["code"], 1000, "{method} {path}: {v}");
+        v["data"].clone()
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use opspilot_tests::env::{self, bundle_copy, compose_bundle, host_fault, host_fingerprint, on_host, resign};
-use opspilot_tests::{eventually, spawn_app_with, TestApp};
+use opspilot_tests::{eventually, spawn_app_with, Server, TestApp};
 use serde_json::{json, Value};
 
 const TASK_DEADLINE: Duration = Duration::from_secs(600);
@@ -459,54 +459,8 @@ async fn install_apply_follows_the_preview_rules() {
     assert_eq!(s.app.rest("PUT", "/api/v1/environments/env-spare/nodes", Some(&s.admin), Some(json!({ "nodes": [] }))).await.error_key(), "environment_not_found");
 }
 
-/// OpsPilot as its own process, so it can be killed.
-struct Server {
-    child: std::process::Child,
-    base: String,
-}
-
 fn serve(db_url: &str, bundle: &Path) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::process::Command::new(opspilot_tests::opspilot_bin())
-        .arg("serve")
-        .env("DATABASE_URL", db_url)
-        .env("OPSPILOT_MASTER_KEY", opspilot_tests::test_master_key())
-        .env("OPSPILOT_ADMIN_PASSWORD", opspilot_tests::ADMIN_PASSWORD)
-        .env("OPSPILOT_LISTEN", format!("127.0.0.1:{port}"))
-        .env("OPSPILOT_SCRIPT_ROOT", bundle)
-        .env("OPSPILOT_BUNDLE_TRUSTED_KEY", env::bundle_public_key())
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("opspilot serve starts");
-    Server { child, base: format!("http://127.0.0.1:{port}") }
-}
-
-async fn rest(base: &str, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Value {
-    let mut req = reqwest::Client::new().request(method.parse().unwrap(), format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let v: Value = req.send().await.expect("request").json().await.expect("json");
-    assert_eq!(v["code"], 1000, "{method} {path}: {v}");
-    v["data"].clone()
-}
-
-async fn ready(base: &str) -> String {
-    assert!(
-        eventually(Duration::from_secs(60), async || reqwest::Client::new()
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({ "username": "admin", "password": opspilot_tests::ADMIN_PASSWORD }))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success()))
-        .await,
-        "OpsPilot did not come up at {base}"
-    );
-    rest(base, "POST", "/api/v1/auth/login", None, Some(json!({ "username": "admin", "password": opspilot_tests::ADMIN_PASSWORD }))).await["token"].as_str().unwrap().to_string()
+    Server::start(db_url, &[("OPSPILOT_SCRIPT_ROOT", bundle.display().to_string()), ("OPSPILOT_BUNDLE_TRUSTED_KEY", env::bundle_public_key())])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -522,33 +476,32 @@ async fn an_install_survives_sigkill_of_opspilot_and_finished_node_steps_do_not_
 
     let db = opspilot_tests::TestDb::new().await;
     let mut server = serve(&db.url, &dir);
-    let admin = ready(&server.base).await;
-    let b = server.base.clone();
-    rest(&b, "POST", "/api/v1/projects", Some(&admin), Some(json!({ "name": "proj-alpha" }))).await;
-    rest(&b, "POST", "/api/v1/teams", Some(&admin), Some(json!({ "name": "team-app", "project_id": "proj-alpha" }))).await;
+    let admin = server.admin().await;
+    let b = &server;
+    b.rest("POST", "/api/v1/projects", Some(&admin), Some(json!({ "name": "proj-alpha" }))).await;
+    b.rest("POST", "/api/v1/teams", Some(&admin), Some(json!({ "name": "team-app", "project_id": "proj-alpha" }))).await;
     let h = &env::shared()["hosts"][2];
     let key = std::fs::read_to_string(h["root"]["privateKeyPath"].as_str().unwrap()).unwrap();
-    rest(&b, "POST", "/api/v1/hosts", Some(&admin), Some(json!({ "name": "resume-host", "project_id": "proj-alpha", "ip": h["ip"], "ssh_user": "root", "auth": "key", "private_key": key }))).await;
-    rest(&b, "POST", "/api/v1/hosts/resume-host/host-key/trust", Some(&admin), Some(json!({ "fingerprint": host_fingerprint(2) }))).await;
-    rest(&b, "POST", "/api/v1/environments", Some(&admin), Some(json!({ "name": "env-resume", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose" }))).await;
-    rest(&b, "PUT", "/api/v1/environments/env-resume/nodes", Some(&admin), Some(json!({ "nodes": [{ "host_id": "resume-host", "node_role": "compose_manager" }] }))).await;
-    let p = rest(&b, "POST", "/api/v1/environments/env-resume/install/preview", Some(&admin), Some(json!({}))).await;
-    let t = rest(&b, "POST", "/api/v1/environments/env-resume/install/apply", Some(&admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
+    b.rest("POST", "/api/v1/hosts", Some(&admin), Some(json!({ "name": "resume-host", "project_id": "proj-alpha", "ip": h["ip"], "ssh_user": "root", "auth": "key", "private_key": key }))).await;
+    b.rest("POST", "/api/v1/hosts/resume-host/host-key/trust", Some(&admin), Some(json!({ "fingerprint": host_fingerprint(2) }))).await;
+    b.rest("POST", "/api/v1/environments", Some(&admin), Some(json!({ "name": "env-resume", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose" }))).await;
+    b.rest("PUT", "/api/v1/environments/env-resume/nodes", Some(&admin), Some(json!({ "nodes": [{ "host_id": "resume-host", "node_role": "compose_manager" }] }))).await;
+    let p = b.rest("POST", "/api/v1/environments/env-resume/install/preview", Some(&admin), Some(json!({}))).await;
+    let t = b.rest("POST", "/api/v1/environments/env-resume/install/apply", Some(&admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
     let task_id = t["task_id"].as_str().unwrap().to_string();
     let task_url = format!("/api/v1/environments/env-resume/install/tasks/{task_id}");
 
     // Kill it while the verify step runs.
     let verifying = eventually(Duration::from_secs(300), async || {
-        let v = rest(&b, "GET", &task_url, Some(&admin), None).await;
+        let v = b.rest("GET", &task_url, Some(&admin), None).await;
         step(&v, "post-install-verify.sh")["status"] == "running"
     })
     .await;
     assert!(verifying, "the verify step never started");
-    server.child.kill().expect("SIGKILL");
-    server.child.wait().unwrap();
+    server.kill();
 
     let mut server = serve(&db.url, &dir);
-    let admin = ready(&server.base).await;
+    let admin = server.admin().await;
     let task = wait_task(&server.base, &admin, "env-resume", &task_id).await;
     assert_eq!(task["status"], "succeeded", "{task}");
     let started = db
@@ -564,15 +517,14 @@ async fn an_install_survives_sigkill_of_opspilot_and_finished_node_steps_do_not_
     assert_eq!(count("post-install-verify.sh"), 2, "the interrupted step runs again");
 
     // Uninstall, so the host is fresh again.
-    let b = server.base.clone();
-    let p = rest(&b, "POST", "/api/v1/environments/env-resume/install/preview", Some(&admin), Some(json!({ "action": "rollback", "install_options": { "purge": "true" } }))).await;
-    let t = rest(&b, "POST", "/api/v1/environments/env-resume/install/rollback", Some(&admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
-    let task = wait_task(&b, &admin, "env-resume", t["task_id"].as_str().unwrap()).await;
+    let b = &server;
+    let p = b.rest("POST", "/api/v1/environments/env-resume/install/preview", Some(&admin), Some(json!({ "action": "rollback", "install_options": { "purge": "true" } }))).await;
+    let t = b.rest("POST", "/api/v1/environments/env-resume/install/rollback", Some(&admin), Some(json!({ "preview_ref": p["preview_ref"], "confirm": true }))).await;
+    let task = wait_task(&b.base, &admin, "env-resume", t["task_id"].as_str().unwrap()).await;
     assert_eq!(task["status"], "rolled_back", "{task}");
     assert_eq!(on_host(2, "command -v dockerd || ls /opt/opspilot/compose 2>/dev/null || echo gone").trim(), "gone");
     on_host(2, "rm -rf /opt/opspilot");
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    server.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -3,7 +3,8 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
-use opspilot_tests::{env, spawn_app, TestApp, DEMO_PASSWORD};
+use opspilot_tests::{env, eventually, spawn_app, TestApp, DEMO_PASSWORD};
+use std::time::Duration;
 use serde_json::{json, Value};
 
 const TEMPLATE: &str = r#"apiVersion: apps/v1
@@ -527,4 +528,39 @@ async fn the_approval_policy_is_configurable() {
     let a = w.app.rest("POST", "/api/v1/deploy/releases/apply", Some(&dev), Some(apply_body)).await;
     assert_eq!((a.data()["status"].as_str(), a.data()["approval_required"].as_bool()), (Some("applying"), Some(false)));
     wait_status(&w, &dev, a.data()["release_id"].as_str().unwrap(), "applied").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_executing_when_opspilot_is_killed_is_executed_again_after_the_restart() {
+    // Pods that can never be scheduled: the rollout waits until its deadline.
+    const STUCK: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: svc-stuck }\nspec:\n  replicas: 1\n  selector: { matchLabels: { app: svc-stuck } }\n  template:\n    metadata: { labels: { app: svc-stuck } }\n    spec:\n      nodeSelector: { type: nowhere }\n      containers: [{ name: app, image: \"registry.invalid/svc-stuck:{{ image_tag }}\" }]\n";
+    let kube = env::kube_admin().await;
+    let namespace = env::fresh_namespace(&kube).await;
+    let db = opspilot_tests::TestDb::new().await;
+    let env_vars = [("OPSPILOT_ROLLOUT_DEADLINE_SECONDS", "5".to_string())];
+    let mut server = opspilot_tests::Server::start(&db.url, &env_vars);
+    let admin = server.admin().await;
+    let s = &server;
+    s.rest("POST", "/api/v1/projects", Some(&admin), Some(json!({ "name": "proj-alpha" }))).await;
+    s.rest("POST", "/api/v1/teams", Some(&admin), Some(json!({ "name": "team-app", "project_id": "proj-alpha" }))).await;
+    let kubeconfig = std::fs::read_to_string(env::shared()["k8s"]["adminKubeconfig"].as_str().unwrap()).unwrap();
+    s.rest("POST", "/api/v1/clusters/import/kubeconfig", Some(&admin), Some(json!({ "name": "k8s-stage", "project_id": "proj-alpha", "team_id": "team-app", "kubeconfig": kubeconfig }))).await;
+    s.rest("POST", "/api/v1/deploy/services", Some(&admin), Some(json!({ "name": "svc-stuck", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": STUCK, "risk_level": "low" }))).await;
+    s.rest("POST", "/api/v1/deploy/targets", Some(&admin), Some(json!({ "name": "target-stage", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "env": "staging", "cluster_id": "k8s-stage", "namespace": namespace }))).await;
+    let params = json!({ "service_id": "svc-stuck", "target_id": "target-stage", "env": "staging", "variables": { "image_tag": "v1" } });
+    let p = s.rest("POST", "/api/v1/deploy/releases/preview", Some(&admin), Some(params.clone())).await;
+    let mut apply = params.clone();
+    apply["preview_ref"] = p["preview_ref"].clone();
+    let a = s.rest("POST", "/api/v1/deploy/releases/apply", Some(&admin), Some(apply)).await;
+    assert_eq!(a["status"], "applying");
+    let id = a["release_id"].as_str().unwrap().to_string();
+    server.kill();
+
+    let server = opspilot_tests::Server::start(&db.url, &env_vars);
+    let admin = server.admin().await;
+    let ended = eventually(Duration::from_secs(60), async || server.rest("GET", &format!("/api/v1/deploy/releases/{id}"), Some(&admin), None).await["status"] == "failed").await;
+    assert!(ended, "the release stayed applying after the restart");
+    let timeline = server.rest("GET", &format!("/api/v1/deploy/releases/{id}/timeline"), Some(&admin), None).await;
+    let actions: Vec<&str> = timeline["list"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"k8s.deploy_apply_failed") && actions.ends_with(&["release.failed"]), "{actions:?}");
 }
