@@ -117,8 +117,33 @@ fn spawn_scheduler(state: AppState, every: Duration) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = ?e, "reading due tickets failed"),
             }
+            deliver_decisions(&state).await;
         }
     });
+}
+
+/// Decisions recorded in the inbox that their release or install task never
+/// received (OpsPilot stopped between the two appends) are handed on.
+async fn deliver_decisions(state: &AppState) {
+    let found = match opspilot_projections::inbox::undelivered_decisions(&state.pool, chrono::Duration::seconds(2)).await {
+        Ok(found) => found,
+        Err(e) => return tracing::warn!(error = ?e, "reading undelivered decisions failed"),
+    };
+    for d in found {
+        tracing::info!(ticket = %d.ticket, status = %d.status, "delivering an inbox decision");
+        let d = opspilot_commands::approvals::Decision {
+            ticket: d.ticket,
+            scope_type: d.scope_type,
+            scope_id: d.scope_id,
+            environment_id: d.environment_id,
+            status: d.status,
+            decided_by: d.decided_by,
+            comment: d.comment,
+        };
+        if let Err(e) = state.commands.deliver_decision(&d).await {
+            tracing::warn!(ticket = %d.ticket, error = ?e, "delivering a decision failed; retrying next round");
+        }
+    }
 }
 
 /// Creates the `admin` account on first start. Its password comes from

@@ -208,3 +208,50 @@ impl Commands {
         Ok(handled)
     }
 }
+
+/// A decision recorded in the inbox, as the scheduler found it undelivered.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    pub ticket: String,
+    /// `release` or `install`.
+    pub scope_type: String,
+    pub scope_id: String,
+    pub environment_id: Option<String>,
+    /// approved | rejected | expired
+    pub status: String,
+    pub decided_by: Option<uuid::Uuid>,
+    pub comment: Option<String>,
+}
+
+impl Commands {
+    /// Hands a decision recorded in the inbox to the release or install task
+    /// it was raised for, when OpsPilot stopped between the two (run by the
+    /// scheduler). A decision delivered already changes nothing.
+    pub async fn deliver_decision(&self, d: &Decision) -> Result<()> {
+        let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
+        let by = d.decided_by.unwrap_or(uuid::Uuid::nil());
+        match d.scope_type.as_str() {
+            "release" => {
+                let Ok(release_id) = uuid::Uuid::parse_str(&d.scope_id) else { return Ok(()) };
+                let cmd = match d.status.as_str() {
+                    "approved" => ReleaseCommand::Approve { ticket: d.ticket.clone(), by },
+                    "rejected" => ReleaseCommand::Reject { ticket: d.ticket.clone(), by, comment: d.comment.clone() },
+                    _ => ReleaseCommand::ExpireApproval { ticket: d.ticket.clone() },
+                };
+                let stream = stream_id_of::<Release>(release_id);
+                let (r, _) = self.load::<Release>(&stream).await?;
+                let scope = self.release_scope(release_id, &r)?;
+                self.execute::<Release>(&ctx, "release.decision", &stream, &scope, |s| s.decide_clone(&cmd), |_| json!({})).await?;
+                if d.status == "approved" {
+                    self.start_execution(release_id);
+                }
+            }
+            "install" => {
+                let Some(env) = d.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok()) else { return Ok(()) };
+                self.decide_install_ticket(&ctx, env, &d.ticket, d.status == "approved", by, d.comment.clone(), d.status == "expired").await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}

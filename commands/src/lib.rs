@@ -89,7 +89,7 @@ pub struct Commands {
     pub live_logs: tokio::sync::broadcast::Sender<install_runner::LiveLog>,
     /// How long a Kubernetes rollout may take before the release fails.
     pub rollout_deadline: std::time::Duration,
-    /// Install tasks this process runs now.
+    /// Install tasks and release executions this process runs now.
     pub running_tasks: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
 }
 

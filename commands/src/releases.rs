@@ -290,12 +290,17 @@ impl Commands {
 
     /// Runs an applying release in the background: server-side apply of its
     /// previewed artifact, then the rollout watch; records applied or failed.
+    /// Does nothing when this process executes the release already.
     pub fn start_execution(&self, release_id: Uuid) {
+        if !self.running_tasks.lock().expect("running").insert(release_id) {
+            return;
+        }
         let me = self.clone();
         tokio::spawn(async move {
             if let Err(e) = me.execute_release(release_id).await {
                 tracing::error!(%release_id, error = ?e, "release execution could not record its outcome");
             }
+            me.running_tasks.lock().expect("running").remove(&release_id);
         });
     }
 

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
-use opspilot_tests::{env, eventually, spawn_app, TestApp, DEMO_PASSWORD};
+use opspilot_tests::{env, eventually, TestApp, DEMO_PASSWORD};
 use std::time::Duration;
 use serde_json::{json, Value};
 
@@ -34,8 +34,12 @@ struct World {
 /// The seed's world: proj-alpha, team-app, dev_user, an imported cluster,
 /// svc-a (k8s) and target-k8s-prod in a fresh namespace.
 async fn world() -> World {
+    world_with(|_| {}).await
+}
+
+async fn world_with(change: impl FnOnce(&mut opspilot_api::Config)) -> World {
     env::shared();
-    let app = spawn_app().await;
+    let app = opspilot_tests::spawn_app_with(change).await;
     let (dev, _) = app.demo_users().await;
     let admin = app.admin().await;
     let kube = env::kube_admin().await;
@@ -563,4 +567,41 @@ async fn a_release_executing_when_opspilot_is_killed_is_executed_again_after_the
     let timeline = server.rest("GET", &format!("/api/v1/deploy/releases/{id}/timeline"), Some(&admin), None).await;
     let actions: Vec<&str> = timeline["list"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"k8s.deploy_apply_failed") && actions.ends_with(&["release.failed"]), "{actions:?}");
+}
+
+#[tokio::test]
+async fn a_decision_recorded_in_the_inbox_but_never_handed_on_reaches_its_release() {
+    use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket, Approver, ScopeType, TicketBinding};
+    use opspilot_domain::release::Release;
+    use opspilot_domain::{stream_id_of, Aggregate};
+    let w = world_with(|c| c.scheduler_interval_ms = 200).await;
+    let p = w.app.rest("POST", "/api/v1/deploy/releases/preview", Some(&w.dev), Some(preview_body("v7"))).await.data().clone();
+    let mut apply = preview_body("v7");
+    apply["preview_ref"] = p["preview_ref"].clone();
+    let a = w.app.rest("POST", "/api/v1/deploy/releases/apply", Some(&w.dev), Some(apply)).await.data().clone();
+    let (id, ticket) = (a["release_id"].as_str().unwrap().to_string(), a["approval_ticket"].as_str().unwrap().to_string());
+
+    // What OpsPilot leaves when it stops right after recording an approval:
+    // the ticket says approved, the release still waits.
+    let commands = &w.app.running.state.commands;
+    let release_id: uuid::Uuid = id.parse().unwrap();
+    let (release, _) = commands.load::<Release>(&stream_id_of::<Release>(release_id)).await.unwrap();
+    let (t, _) = commands.load::<ApprovalTicket>(&stream_id_of::<ApprovalTicket>(&ticket)).await.unwrap();
+    let approver = opspilot_commands::ids::id_for("user", "approver_user");
+    let cmd = ApprovalCommand::Approve {
+        approver: Approver { user_id: approver, has_permission: true, in_scope: true },
+        binding: TicketBinding { scope_type: ScopeType::Release, scope_id: id.clone(), binding_hash: release.binding_hash.clone().unwrap() },
+        comment: None,
+        now: chrono::Utc::now(),
+    };
+    let ctx = opspilot_commands::CommandContext::system(opspilot_domain::Source::ApprovalInbox);
+    commands.execute::<ApprovalTicket>(&ctx, "test", &stream_id_of::<ApprovalTicket>(&ticket), &t.scope().unwrap(), |s| s.decide(cmd.clone()), |_| json!({})).await.unwrap();
+    assert_eq!(w.app.rest("GET", &format!("/api/v1/deploy/releases/{id}"), Some(&w.dev), None).await.data()["status"], "pending_approval");
+
+    // The scheduler hands the decision on; the release runs.
+    let applied = eventually(Duration::from_secs(60), async || w.app.rest("GET", &format!("/api/v1/deploy/releases/{id}"), Some(&w.dev), None).await.data()["status"] == "applied").await;
+    assert!(applied, "the approved release never ran: {}", w.app.rest("GET", &format!("/api/v1/deploy/releases/{id}"), Some(&w.dev), None).await.body);
+    let timeline = w.app.rest("GET", &format!("/api/v1/deploy/releases/{id}/timeline"), Some(&w.dev), None).await;
+    let approved = timeline.data()["list"].as_array().unwrap().iter().filter(|e| e["action"] == "release.approved").count();
+    assert_eq!(approved, 1, "delivered once: {}", timeline.body);
 }
