@@ -163,6 +163,48 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default()
 }
 
+/// CPU seconds: the whole machine busy (all cores, /proc/stat), this process
+/// (OpsPilot runs in it), and this process's waited-for children (ansible-playbook
+/// and its forks).
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    machine_busy: f64,
+    own: f64,
+    children: f64,
+}
+
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf").arg("CLK_TCK").output().ok().and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok()).unwrap_or(100.0)
+    })
+}
+
+fn cpu_now() -> Cpu {
+    let hz = clock_ticks();
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // cpu  user nice system idle iowait irq softirq steal ...
+    let f: Vec<f64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    let machine_busy = if f.len() >= 8 { (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / hz } else { f64::NAN };
+    // /proc/self/stat after the ")": field 3 (state) first, so field k is token k - 3;
+    // utime, stime, cutime, cstime are fields 14-17.
+    let me = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after: Vec<f64> = me.rsplit_once(')').map(|(_, r)| r.split_whitespace().map(|v| v.parse().unwrap_or(f64::NAN)).collect()).unwrap_or_default();
+    let (own, children) = if after.len() >= 15 { ((after[11] + after[12]) / hz, (after[13] + after[14]) / hz) } else { (f64::NAN, f64::NAN) };
+    Cpu { machine_busy, own, children }
+}
+
+impl std::ops::Sub for Cpu {
+    type Output = Cpu;
+    fn sub(self, o: Cpu) -> Cpu {
+        Cpu { machine_busy: self.machine_busy - o.machine_busy, own: self.own - o.own, children: self.children - o.children }
+    }
+}
+
+fn cores() -> f64 {
+    std::thread::available_parallelism().map(|n| n.get() as f64).unwrap_or(1.0)
+}
+
 /// Copies index.yaml and the hooks into a fresh bundle directory and has
 /// `opspilot bundle index` and `opspilot bundle sign` finish it.
 fn assemble_bundle(o: &Opts, env: &Value) -> Result<PathBuf> {
@@ -238,6 +280,8 @@ struct OpsRun {
     after_last_line_ms: Vec<f64>,
     /// From one step's last end to the next step's first start.
     gap_ms: Vec<f64>,
+    /// From apply to succeeded.
+    cpu: Cpu,
     raw: Value,
 }
 
@@ -254,6 +298,7 @@ async fn opspilot_run(api: &Api, n: usize, hosts: &[TestHost], ids: &HashMap<Str
     ensure!(steps == HOOK_COUNT + 1, "the preview plans {steps} steps, expected upload-bundle + {HOOK_COUNT} hooks: {preview}");
 
     let started = Instant::now();
+    let cpu_before = cpu_now();
     let applied = api.post(&format!("/api/v1/environments/{env}/install/apply"), json!({ "preview_ref": preview["preview_ref"], "confirm": true })).await?;
     let task_id = applied["task_id"].as_str().with_context(|| format!("apply answered no task_id: {applied}"))?.to_string();
     let task = loop {
@@ -266,6 +311,7 @@ async fn opspilot_run(api: &Api, n: usize, hosts: &[TestHost], ids: &HashMap<Str
         }
     };
     let client_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let cpu = cpu_now() - cpu_before;
     let logs = api.get(&format!("/api/v1/environments/{env}/install/tasks/{task_id}/logs?limit=50000")).await?;
 
     // First and last stdout line of each (step, host, attempt), as OpsPilot received them.
@@ -278,7 +324,7 @@ async fn opspilot_run(api: &Api, n: usize, hosts: &[TestHost], ids: &HashMap<Str
         e.1 = e.1.max(at);
     }
 
-    let mut r = OpsRun { preview_ms, client_ms, task_ms: task["duration_ms"].as_f64().unwrap_or(f64::NAN), ..Default::default() };
+    let mut r = OpsRun { preview_ms, client_ms, task_ms: task["duration_ms"].as_f64().unwrap_or(f64::NAN), cpu, ..Default::default() };
     let names: HashMap<&str, &str> = ids.iter().map(|(name, id)| (id.as_str(), name.as_str())).collect();
     let mut prev_end: Option<DateTime<Utc>> = None;
     for step in task["steps"].as_array().context("task steps")? {
@@ -318,7 +364,8 @@ async fn opspilot_run(api: &Api, n: usize, hosts: &[TestHost], ids: &HashMap<Str
         r.step_slowest_script_ms.push(slowest);
     }
     ensure!(r.step_wall_ms.len() == HOOK_COUNT, "the task ran {} hook steps", r.step_wall_ms.len());
-    r.raw = json!({ "environment": env, "task": task, "preview_ms": preview_ms, "client_ms": client_ms });
+    r.raw = json!({ "environment": env, "task": task, "preview_ms": preview_ms, "client_ms": client_ms,
+        "cpu_s": { "machine_busy": cpu.machine_busy, "opspilot_process": cpu.own } });
     Ok(r)
 }
 
@@ -329,6 +376,7 @@ struct AnsibleRun {
     task_wall_ms: Vec<f64>,
     task_slowest_script_ms: Vec<f64>,
     script_ms: Vec<f64>,
+    cpu: Cpu,
     raw: Value,
 }
 
@@ -361,6 +409,7 @@ async fn ansible_run(o: &Opts, n: usize, hosts: &[TestHost]) -> Result<AnsibleRu
     std::fs::write(dir.join("vars.json"), vars.to_string())?;
 
     let started = Instant::now();
+    let cpu_before = cpu_now();
     let out = tokio::process::Command::new("ansible-playbook")
         .arg("-i")
         .arg(dir.join("inventory.ini"))
@@ -373,6 +422,7 @@ async fn ansible_run(o: &Opts, n: usize, hosts: &[TestHost]) -> Result<AnsibleRu
         .await
         .context("running ansible-playbook")?;
     let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let cpu = cpu_now() - cpu_before;
     close_control_masters(&dir.join("cp")).await;
     std::fs::write(dir.join("stdout.json"), &out.stdout)?;
     std::fs::write(dir.join("stderr.txt"), &out.stderr)?;
@@ -382,7 +432,7 @@ async fn ansible_run(o: &Opts, n: usize, hosts: &[TestHost]) -> Result<AnsibleRu
     }
     ensure!(out.status.success(), "ansible-playbook exited with {:?}", out.status.code());
 
-    let mut r = AnsibleRun { wall_ms, ..Default::default() };
+    let mut r = AnsibleRun { wall_ms, cpu, ..Default::default() };
     for t in v["plays"][0]["tasks"].as_array().context("ansible tasks")? {
         let d = &t["task"]["duration"];
         r.task_wall_ms.push(ms_between(ts(&d["start"])?, ts(&d["end"])?));
@@ -397,7 +447,8 @@ async fn ansible_run(o: &Opts, n: usize, hosts: &[TestHost]) -> Result<AnsibleRu
         r.task_slowest_script_ms.push(slowest);
     }
     ensure!(r.task_wall_ms.len() == HOOK_COUNT, "ansible ran {} tasks", r.task_wall_ms.len());
-    r.raw = json!({ "wall_ms": wall_ms, "task_wall_ms": r.task_wall_ms, "task_slowest_script_ms": r.task_slowest_script_ms });
+    r.raw = json!({ "wall_ms": wall_ms, "task_wall_ms": r.task_wall_ms, "task_slowest_script_ms": r.task_slowest_script_ms,
+        "script_ms": r.script_ms, "cpu_s": { "machine_busy": cpu.machine_busy, "ansible_playbook_and_workers": cpu.children } });
     Ok(r)
 }
 
@@ -487,14 +538,26 @@ fn secs(ms: f64) -> String {
 fn print_tables(rows: &[(usize, String, OpsRun, Option<AnsibleRun>)]) {
     let sum = |v: &[f64]| v.iter().sum::<f64>();
     println!("## Fan-out: 6 hooks on N hosts, OpsPilot vs Ansible");
-    println!("| hosts | OpsPilot apply → succeeded | OpsPilot task `duration_ms` | Ansible `ansible-playbook` (forks = hosts) | Ansible ÷ OpsPilot | OpsPilot preview | load avg before |");
-    println!("|---|---|---|---|---|---|---|");
-    for (n, load, ops, ans) in rows {
+    println!("| hosts | OpsPilot apply → succeeded | OpsPilot task `duration_ms` | Ansible `ansible-playbook` (forks = hosts) | Ansible ÷ OpsPilot | OpsPilot preview |");
+    println!("|---|---|---|---|---|---|");
+    for (n, _, ops, ans) in rows {
         let (a, ratio) = match ans {
             Some(a) => (secs(a.wall_ms), format!("{:.1}×", a.wall_ms / ops.client_ms)),
             None => ("—".into(), "—".into()),
         };
-        println!("| {n} | {} | {} | {a} | {ratio} | {} | {load} |", secs(ops.client_ms), secs(ops.task_ms), secs(ops.preview_ms));
+        println!("| {n} | {} | {} | {a} | {ratio} | {} |", secs(ops.client_ms), secs(ops.task_ms), secs(ops.preview_ms));
+    }
+    println!();
+    let busy = |c: &Cpu, wall_ms: f64| format!("{:.1} s of {:.1} s ({:.0} %)", c.machine_busy, wall_ms / 1000.0 * cores(), 100.0 * c.machine_busy / (wall_ms / 1000.0 * cores()));
+    println!("CPU during each run (the whole machine, {} cores: hosts' scripts and sshd, PostgreSQL, the tool itself, anything else running):", cores());
+    println!("| hosts | OpsPilot run: machine busy | OpsPilot process | Ansible run: machine busy | `ansible-playbook` and its workers |");
+    println!("|---|---|---|---|---|");
+    for (n, _, ops, ans) in rows {
+        let (ab, ap) = match ans {
+            Some(a) => (busy(&a.cpu, a.wall_ms), format!("{:.1} s", a.cpu.children)),
+            None => ("—".into(), "—".into()),
+        };
+        println!("| {n} | {} | {:.1} s | {ab} | {ap} |", busy(&ops.cpu, ops.client_ms), ops.cpu.own);
     }
     println!();
     println!("Where the time goes, per step (6 hook steps; \"slowest script\" = the largest `script_ms` of the step's hosts):");
