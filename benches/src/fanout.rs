@@ -550,6 +550,7 @@ fn print_tables(rows: &[(usize, String, OpsRun, Option<AnsibleRun>)]) {
     println!();
     let busy = |c: &Cpu, wall_ms: f64| format!("{:.1} s of {:.1} s ({:.0} %)", c.machine_busy, wall_ms / 1000.0 * cores(), 100.0 * c.machine_busy / (wall_ms / 1000.0 * cores()));
     println!("CPU during each run (the whole machine, {} cores: hosts' scripts and sshd, PostgreSQL, the tool itself, anything else running):", cores());
+    println!();
     println!("| hosts | OpsPilot run: machine busy | OpsPilot process | Ansible run: machine busy | `ansible-playbook` and its workers |");
     println!("|---|---|---|---|---|");
     for (n, _, ops, ans) in rows {
@@ -561,6 +562,7 @@ fn print_tables(rows: &[(usize, String, OpsRun, Option<AnsibleRun>)]) {
     }
     println!();
     println!("Where the time goes, per step (6 hook steps; \"slowest script\" = the largest `script_ms` of the step's hosts):");
+    println!();
     println!("| hosts | scripts: Σ slowest per step, OpsPilot / Ansible | OpsPilot upload-bundle step (node mean) | OpsPilot hook step wall − slowest script (mean) | OpsPilot between steps (mean) | Ansible task wall − slowest script (mean) | Ansible outside tasks |");
     println!("|---|---|---|---|---|---|---|");
     for (n, _, ops, ans) in rows {
@@ -583,6 +585,7 @@ fn print_tables(rows: &[(usize, String, OpsRun, Option<AnsibleRun>)]) {
     }
     println!();
     println!("OpsPilot overhead per host-step (hook node-step `duration_ms` − the hook's own `script_ms`; 6 × hosts node-steps):");
+    println!();
     println!("| hosts | mean | p50 | p95 | max | step start → first output line (mean / max) | last output line → step end (mean) | script_ms mean (OpsPilot / Ansible) |");
     println!("|---|---|---|---|---|---|---|---|");
     for (n, _, ops, ans) in rows {
