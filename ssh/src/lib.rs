@@ -148,7 +148,9 @@ fn protocol(e: russh::Error) -> SshError {
 async fn open(address: &str, port: u16, pinned: Option<String>, timeout: Duration) -> Result<(Handle<Pinned>, Arc<Mutex<Option<String>>>), SshError> {
     let presented = Arc::new(Mutex::new(None));
     let handler = Pinned { pinned: pinned.clone(), presented: presented.clone() };
-    let config = Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(600)), ..Default::default() });
+    // TCP_NODELAY: every exchange of a task is a small request and a small
+    // answer; with Nagle on, each waits for the peer's delayed ACK (~40 ms).
+    let config = Arc::new(client::Config { inactivity_timeout: Some(Duration::from_secs(600)), nodelay: true, ..Default::default() });
     let unreachable = |reason: String| SshError::Unreachable { address: address.to_string(), reason };
     match tokio::time::timeout(timeout, client::connect(config, (address, port), handler)).await {
         Err(_) => Err(unreachable(format!("no answer within {timeout:?}"))),
