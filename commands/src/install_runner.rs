@@ -33,6 +33,8 @@ use crate::{CommandContext, Commands, DecideClone, Result};
 pub const SCRIPT_ROOT: &str = "/opt/opspilot/script";
 /// Where a task's working directory lives on a node (`OPS_WORKDIR` = this/<task id>).
 pub const TASKS_ROOT: &str = "/opt/opspilot/tasks";
+/// How many files of the bundle go to one node at once.
+const UPLOADS_AT_ONCE: usize = 4;
 /// How much of stderr a failed step keeps in its event.
 const STDERR_EXCERPT: usize = 2048;
 
@@ -288,12 +290,15 @@ impl Commands {
         let runtime = if run.plan.runtime_type == "hybrid" { "compose" } else { run.plan.runtime_type.as_str() };
         let files = run.bundle.files_of(runtime)?;
         let (mut uploaded, mut unchanged, mut bytes) = (0u64, 0u64, 0u64);
-        for f in files.iter().filter(|f| f.abs_path.exists()) {
-            let remote = format!("{SCRIPT_ROOT}/{}", f.rel_path);
-            let out = session
-                .upload(UploadSource::Path(f.abs_path.clone()), &remote, f.mode, Some(&f.sha256))
-                .await
-                .map_err(|e| DomainError::new(e.code(), format!("{}: {e}", f.rel_path)))?;
+        // A few files at a time: each upload is a probe and a transfer, mostly
+        // waiting on the network; the session has channels to spare.
+        let present: Vec<&opspilot_bundle::BundleFile> = files.iter().filter(|f| f.abs_path.exists()).collect();
+        let mut outcomes = Vec::with_capacity(present.len());
+        for chunk in present.chunks(UPLOADS_AT_ONCE) {
+            outcomes.extend(futures::future::join_all(chunk.iter().map(|f| upload_file(session, f))).await);
+        }
+        for (f, out) in outcomes {
+            let out = out.map_err(|e| DomainError::new(e.code(), format!("{}: {e}", f.rel_path)))?;
             if out.skipped {
                 unchanged += 1;
             } else {
@@ -362,6 +367,12 @@ impl Commands {
             Err(e) => Err(DomainError::new(if matches!(e, opspilot_ssh::SshError::Timeout(_)) { ErrorCode::ScriptHookExecFailed } else { e.code() }, format!("{}: {e}", step.step_name))),
         }
     }
+}
+
+/// One bundle file to `OPS_SCRIPT_ROOT` on a node, checked there.
+async fn upload_file<'a>(session: &SshSession, f: &'a opspilot_bundle::BundleFile) -> (&'a opspilot_bundle::BundleFile, std::result::Result<opspilot_ssh::UploadOutcome, opspilot_ssh::SshError>) {
+    let remote = format!("{SCRIPT_ROOT}/{}", f.rel_path);
+    (f, session.upload(UploadSource::Path(f.abs_path.clone()), &remote, f.mode, Some(&f.sha256)).await)
 }
 
 fn failure(step: Option<&PlannedStep>, host_id: Option<Uuid>, code: ErrorCode, detail: String) -> TaskFailure {
