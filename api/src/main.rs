@@ -178,7 +178,7 @@ async fn main() -> anyhow::Result<()> {
             let password = std::env::var("OPSPILOT_DEMO_PASSWORD").context("set OPSPILOT_DEMO_PASSWORD (8+ characters) for the demo users")?;
             let commands = commands().await?;
             demo_data(&commands, &password).await?;
-            println!("demo data loaded: project proj-alpha, team team-app, users admin, dev_user (operator), approver_user (approver), service svc-a{}", if std::env::var("OPSPILOT_DEMO_KUBECONFIG").is_ok() { ", cluster k8s-prod-platform, target target-k8s-prod" } else { "" });
+            println!("demo data loaded: project proj-alpha, team team-app, users admin, dev_user (operator), approver_user (approver), services svc-a and svc-b, hosts cp-1 wk-1 wk-2 compose-1 (keys not yet trusted), environment env-compose-prod, target target-compose-prod{}", if std::env::var("OPSPILOT_DEMO_KUBECONFIG").is_ok() { ", cluster k8s-prod-platform, target target-k8s-prod" } else { "" });
         }
         Command::Schema => print!("{}", opspilot_api::graphql::sdl()),
         Command::Bundle { command } => std::process::exit(bundle_cli::run(command)),
