@@ -8,5 +8,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/opspilot/target}"
 ensure_postgres "$PWD/.opspilot/pg" "${OPSPILOT_PG_PORT:-54329}"
 psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS opspilot_bench WITH (FORCE)" >/dev/null
 psql "$PG_ADMIN_URL" -qc "CREATE DATABASE opspilot_bench" >/dev/null
+# The release benchmark needs the test cluster of tests/env.
+flock -o /var/cache/opspilot-env.lock tests/env/envctl up --hosts 4
 cargo build --release -p opspilot-bench
 OPSPILOT_LOG=warn "$CARGO_TARGET_DIR/release/opspilot-bench" "${PG_ADMIN_URL%/postgres}/opspilot_bench"

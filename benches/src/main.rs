@@ -178,13 +178,11 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Preview and apply latency against the test cluster of tests/env, when it runs.
+/// Preview and apply latency against the test cluster of tests/env
+/// (`scripts/bench.sh` brings it up).
 async fn release_bench(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
     let env_json = "/var/cache/opspilot-env/run/env.json";
-    let Ok(text) = std::fs::read_to_string(env_json) else {
-        println!("\n## Preview and apply latency: skipped, no test cluster (run tests/env/envctl up)");
-        return Ok(());
-    };
+    let text = std::fs::read_to_string(env_json).with_context(|| format!("{env_json}: no test cluster (run tests/env/envctl up, or scripts/bench.sh)"))?;
     let env: serde_json::Value = serde_json::from_str(&text)?;
     let kubeconfig_path = env["k8s"]["adminKubeconfig"].as_str().context("env.json: adminKubeconfig")?;
     let ns = format!("bench-{}", &Uuid::new_v4().simple().to_string()[..8]);
