@@ -260,3 +260,31 @@ impl Drop for Server {
         self.kill();
     }
 }
+
+/// A GraphQL websocket (graphql-transport-ws) with `connection_init` sent
+/// carrying `token`; the server's first message is the ack (or a refusal).
+pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a subscription socket to `app` as the holder of `token`.
+pub async fn ws_connect(app: &TestApp, token: &str) -> Ws {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
+    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(json!({ "type": "connection_init", "payload": { "token": token } }).to_string())).await.unwrap();
+    ws
+}
+
+/// The next JSON text message within 10 s; `None` when the socket closes or stays silent.
+pub async fn next_json(ws: &mut Ws) -> Option<Value> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
+            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            _ => continue,
+        }
+    }
+}

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
-use opspilot_tests::{spawn_app, spawn_app_with, DEMO_PASSWORD};
+use futures::SinkExt;
+use opspilot_tests::{next_json, spawn_app, spawn_app_with, ws_connect, DEMO_PASSWORD};
 use serde_json::{json, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
@@ -225,24 +224,6 @@ async fn health_readiness_and_metrics_are_served() {
     assert!(gi.contains("graphiql"));
     let errors = app.rest("GET", "/api/v1/errors", None, None).await;
     assert!(errors.data()["list"].as_array().unwrap().iter().any(|e| e["code"] == 32001 && e["key"] == "preview_required"));
-}
-
-async fn ws_connect(app: &opspilot_tests::TestApp, token: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
-    ws.send(Message::text(json!({ "type": "connection_init", "payload": { "token": token } }).to_string())).await.unwrap();
-    ws
-}
-
-async fn next_json(ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>) -> Option<Value> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()?? {
-            Ok(Message::Text(t)) => return serde_json::from_str(&t).ok(),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            _ => continue,
-        }
-    }
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use opspilot_tests::env::{self, bundle_copy, compose_bundle, host_fault, host_fingerprint, on_host, resign};
-use opspilot_tests::{eventually, spawn_app_with, Server, TestApp};
+use opspilot_tests::{eventually, spawn_app_with, ws_connect, Server, TestApp};
 use serde_json::{json, Value};
 
 const TASK_DEADLINE: Duration = Duration::from_secs(600);
@@ -526,16 +526,6 @@ async fn an_install_survives_sigkill_of_opspilot_and_finished_node_steps_do_not_
     on_host(2, "rm -rf /opt/opspilot");
     server.kill();
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-async fn ws_connect(app: &TestApp, token: &str) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
-    use futures::SinkExt;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let mut req = format!("ws://{}/graphql/ws", app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.expect("websocket connects");
-    ws.send(tokio_tungstenite::tungstenite::Message::text(json!({ "type": "connection_init", "payload": { "token": token } }).to_string())).await.unwrap();
-    ws
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -421,7 +421,7 @@ async fn tickets_expire_by_the_scheduler_and_the_release_with_them() {
 #[tokio::test]
 async fn one_timeline_through_graphql_rest_and_replay_with_live_updates() {
     use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    use tokio_tungstenite::tungstenite::Message;
     let w = world().await;
     let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
     let input = json!({ "service": "svc-a", "target": "target-k8s-prod", "env": "production", "strategy": "rolling", "variables": { "image_tag": "v7" } });
@@ -434,10 +434,7 @@ async fn one_timeline_through_graphql_rest_and_replay_with_live_updates() {
     let release_id = p["release_id"].as_str().expect("preview through GraphQL").to_string();
 
     // Live: subscribe to the release's timeline before it moves on.
-    let mut req = format!("ws://{}/graphql/ws", w.app.addr).into_client_request().unwrap();
-    req.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    ws.send(Message::text(json!({ "type": "connection_init", "payload": { "token": w.dev } }).to_string())).await.unwrap();
+    let mut ws = opspilot_tests::ws_connect(&w.app, &w.dev).await;
     ws.next().await.unwrap().unwrap();
     let sub = json!({ "id": "t", "type": "subscribe", "payload": { "query": format!("subscription {{ timelineAppended(id: \"{release_id}\") {{ action source }} }}") } });
     ws.send(Message::text(sub.to_string())).await.unwrap();

@@ -280,7 +280,7 @@ fn random_file(dir: &Path) -> (std::path::PathBuf, String) {
 }
 
 #[tokio::test]
-async fn uploads_are_checked_on_the_host_and_skipped_when_already_there() {
+async fn uploads_are_checked_on_the_host_and_not_sent_again_when_already_there() {
     env::shared();
     let local = std::env::temp_dir().join(format!("opspilot-upload-{}", suffix()));
     std::fs::create_dir_all(&local).unwrap();
