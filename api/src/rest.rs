@@ -129,10 +129,11 @@ async fn revoke_token(State(s): State<AppState>, meta: RequestMeta, Path(id): Pa
     Ok(ok(h.result))
 }
 
+/// `?page=&page_size=` of every list.
 #[derive(Deserialize)]
-struct Paging {
-    page: Option<i64>,
-    page_size: Option<i64>,
+pub(crate) struct Paging {
+    pub(crate) page: Option<i64>,
+    pub(crate) page_size: Option<i64>,
 }
 
 async fn list_projects(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {

@@ -17,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{ok, ApiError};
-use crate::rest::Body;
+use crate::rest::{Body, Paging};
 use crate::state::{AppState, RequestMeta};
 
 type ApiResult = Result<axum::response::Response, ApiError>;
@@ -42,12 +42,6 @@ pub fn routes() -> Router<AppState> {
         .route("/environments/{id}/health/check", post(health_check))
         .route("/deploy/targets/{id}/compose/ps", get(compose_ps))
         .route("/deploy/targets/{id}/compose/logs", get(compose_logs))
-}
-
-#[derive(Deserialize)]
-struct Paging {
-    page: Option<i64>,
-    page_size: Option<i64>,
 }
 
 fn not_found(what: &str, id: &str) -> ApiError {

@@ -128,7 +128,7 @@ impl Commands {
         self.authorize(ctx, "host:read", "host.check").await?;
         let h = self.visible_host(ctx, host).await?;
         let outcome = match self.connect_host(&h).await {
-            Ok(session) => session.exec("uname -srm", Duration::from_secs(10)).await.map(|o| o.stdout.trim().to_string()).map_err(|e| e),
+            Ok(session) => session.exec("uname -srm", Duration::from_secs(10)).await.map(|o| o.stdout.trim().to_string()),
             Err(e) => Err(e),
         };
         let (error_key, presented, summary) = match &outcome {

@@ -508,14 +508,13 @@ impl Aggregate for Environment {
                     self.status = EnvironmentStatus::Ready;
                 }
             }
-            EnvironmentEvent::InstallFailed { action, failure, .. } => {
+            EnvironmentEvent::InstallFailed { action, .. } => {
                 let ran = self.active.as_ref().is_some_and(|a| a.phase == TaskPhase::Running);
                 self.decided_tickets.extend(self.active.as_ref().and_then(|a| a.approval_ticket.clone()));
                 self.finish();
                 if ran && action != "preflight" {
                     self.status = EnvironmentStatus::Failed;
                 }
-                let _ = failure;
             }
             EnvironmentEvent::InstallRollbackSucceeded { .. } => {
                 self.finish();
