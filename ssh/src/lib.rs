@@ -140,6 +140,8 @@ pub struct SshSession {
 
 const WORK_CHANNELS: usize = 8;
 const STOP_CHANNELS: usize = 2;
+/// How often a refused channel open is tried again (20 ms, doubling).
+const OPEN_RETRIES: usize = 6;
 
 fn protocol(e: russh::Error) -> SshError {
     SshError::Protocol(e.to_string())
@@ -216,8 +218,23 @@ impl SshSession {
     }
 
     /// A new channel, once one of `pool`'s slots is free.
+    ///
+    /// Our slots add up to sshd's default `MaxSessions` (10), and a slot is
+    /// freed as soon as we have seen a channel end, which can be a moment
+    /// before sshd has processed our close. sshd then refuses the open; it is
+    /// tried again a few times with a short backoff before giving up.
     async fn channel(&self, pool: &Arc<Semaphore>) -> Result<(OwnedSemaphorePermit, Channel<Msg>), SshError> {
         let permit = pool.clone().acquire_owned().await.map_err(|_| SshError::Protocol("session is closing".into()))?;
+        let mut backoff = Duration::from_millis(20);
+        for _ in 0..OPEN_RETRIES {
+            match self.handle.channel_open_session().await {
+                Err(russh::Error::ChannelOpenFailure(_)) => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                }
+                opened => return Ok((permit, opened.map_err(protocol)?)),
+            }
+        }
         let ch = self.handle.channel_open_session().await.map_err(protocol)?;
         Ok((permit, ch))
     }
