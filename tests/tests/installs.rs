@@ -180,6 +180,22 @@ async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and
     let health = s.app.rest("POST", "/api/v1/environments/env-compose-prod/health/check", Some(&s.dev), None).await;
     assert_eq!(health.data()["healthy"], true, "{}", health.body);
     assert!(health.data()["nodes"][0]["compose_version"].is_string());
+
+    // Somebody deletes the compose plugin: the health check says so, and a
+    // repair puts back what is missing without touching what is in place.
+    on_host(3, "rm /usr/local/lib/docker/cli-plugins/docker-compose");
+    let health = s.app.rest("POST", "/api/v1/environments/env-compose-prod/health/check", Some(&s.dev), None).await;
+    assert_eq!(health.data()["healthy"], false, "{}", health.body);
+    assert_eq!(health.data()["nodes"][0]["reachable"], true, "{}", health.body);
+    let p = s.preview("env-compose-prod", json!({ "action": "repair" })).await;
+    assert_eq!(p["steps"], json!(["upload-bundle", "preflight.sh", "install-compose.sh", "post-install-verify.sh"]));
+    let r = s.apply("env-compose-prod", p["preview_ref"].as_str().unwrap()).await;
+    let repair = s.finished_task("env-compose-prod", r["task_id"].as_str().unwrap()).await;
+    assert_eq!((repair["status"].as_str(), repair["action"].as_str()), (Some("succeeded"), Some("repair")), "{repair}");
+    assert_eq!(step(&repair, "install-compose.sh")["nodes"][0]["outputs"]["changed"], "true", "the plugin was put back: {repair}");
+    let health = s.app.rest("POST", "/api/v1/environments/env-compose-prod/health/check", Some(&s.dev), None).await;
+    assert_eq!(health.data()["healthy"], true, "repaired: {}", health.body);
+    assert_eq!(s.app.rest("GET", "/api/v1/environments/env-compose-prod", Some(&s.dev), None).await.data()["status"], "ready");
     // The context reached the host verbatim, and nothing ran.
     let context = on_host(3, &format!("cat /opt/opspilot/tasks/{}/context.json", t["task_id"].as_str().unwrap()));
     let context: Value = serde_json::from_str(&context).expect("context.json is JSON");
