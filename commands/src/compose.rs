@@ -40,13 +40,15 @@ pub(crate) async fn run_checked(session: &SshSession, cmd: &str, timeout: Durati
         return Ok(stdout);
     }
     let err = out.stderr_tail.trim().to_string();
-    let code = if out.exit_code == Some(127) || err.contains("docker: command not found") || err.contains("is not a docker command") || err.contains("unknown command") {
-        ErrorCode::ComposeBinaryMissing
-    } else if err.contains("Cannot connect to the Docker daemon") || err.contains("Is the docker daemon running") {
-        ErrorCode::ComposeHostUnhealthy
-    } else {
-        ErrorCode::ValidationError
-    };
+    let first_line = err.lines().next().unwrap_or_default();
+    // Without the compose plugin the docker CLI reads `compose`'s flags as its
+    // own ("unknown flag: --short", "unknown shorthand flag: 'p' in -p") and
+    // prints its whole help; the first line is what matters.
+    let plugin_missing = ["is not a docker command", "unknown command", "unknown flag", "unknown shorthand flag"].iter().any(|m| first_line.contains(m));
+    if out.exit_code == Some(127) || err.contains("docker: command not found") || plugin_missing {
+        return Err(DomainError::new(ErrorCode::ComposeBinaryMissing, format!("docker or its compose plugin is missing: {first_line}")));
+    }
+    let code = if err.contains("Cannot connect to the Docker daemon") || err.contains("Is the docker daemon running") { ErrorCode::ComposeHostUnhealthy } else { ErrorCode::ValidationError };
     Err(DomainError::new(code, if err.is_empty() { format!("exit status {:?}", out.exit_code) } else { err }))
 }
 

@@ -430,7 +430,7 @@ impl Commands {
                 if !compose {
                     return json!({ "host_id": h.id, "host": name, "healthy": true, "reachable": true });
                 }
-                let probe = "docker info --format '{{.ServerVersion}}' && docker compose version --short";
+                let probe = "docker version --format '{{.Server.Version}}' && docker compose version --short";
                 let out = crate::compose::run_checked(&session, probe, Duration::from_secs(30)).await;
                 match out {
                     Ok(o) => {

@@ -181,12 +181,16 @@ async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and
     assert_eq!(health.data()["healthy"], true, "{}", health.body);
     assert!(health.data()["nodes"][0]["compose_version"].is_string());
 
-    // Somebody deletes the compose plugin: the health check says so, and a
-    // repair puts back what is missing without touching what is in place.
+    // Somebody deletes the compose plugin: the health check names it.
     on_host(3, "rm /usr/local/lib/docker/cli-plugins/docker-compose");
     let health = s.app.rest("POST", "/api/v1/environments/env-compose-prod/health/check", Some(&s.dev), None).await;
-    assert_eq!(health.data()["healthy"], false, "{}", health.body);
-    assert_eq!(health.data()["nodes"][0]["reachable"], true, "{}", health.body);
+    assert_eq!((health.data()["healthy"].as_bool(), health.data()["nodes"][0]["reachable"].as_bool()), (Some(false), Some(true)), "{}", health.body);
+    assert_eq!(health.data()["nodes"][0]["error_key"], "compose_binary_missing", "{}", health.body);
+    // Then the engine dies (the bracket keeps pkill from matching its own shell).
+    on_host(3, "pkill -KILL -f '[d]ockerd-supervisor'; pkill -KILL -x dockerd; true");
+    let health = s.app.rest("POST", "/api/v1/environments/env-compose-prod/health/check", Some(&s.dev), None).await;
+    assert_eq!(health.data()["nodes"][0]["error_key"], "compose_host_unhealthy", "{}", health.body);
+    // A repair puts back what is missing and starts the engine again.
     let p = s.preview("env-compose-prod", json!({ "action": "repair" })).await;
     assert_eq!(p["steps"], json!(["upload-bundle", "preflight.sh", "install-compose.sh", "post-install-verify.sh"]));
     let r = s.apply("env-compose-prod", p["preview_ref"].as_str().unwrap()).await;
@@ -235,6 +239,12 @@ async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and
     assert_eq!(services[0]["state"], "running");
     let logs = s.app.rest("GET", "/api/v1/deploy/targets/target-compose-prod/compose/logs?tail=20", Some(&s.dev), None).await;
     assert!(logs.data()["lines"].is_array(), "{}", logs.body);
+    // A project file somebody broke on the host: ps says so (the rollback
+    // below uploads v1's file again).
+    on_host(3, "cp /opt/opspilot/compose/svc-b-prod/docker-compose.yml /tmp/svc-b.yml && echo 'services: [' > /opt/opspilot/compose/svc-b-prod/docker-compose.yml");
+    let ps = s.app.rest("GET", "/api/v1/deploy/targets/target-compose-prod/compose/ps", Some(&s.dev), None).await;
+    assert_eq!(ps.error_key(), "compose_ps_failed", "{}", ps.body);
+    on_host(3, "mv /tmp/svc-b.yml /opt/opspilot/compose/svc-b-prod/docker-compose.yml");
 
     // Rollback of v2 through the inbox: v1's file is back.
     let rb = s.app.rest("POST", &format!("/api/v1/deploy/releases/{v2}/rollback"), Some(&s.dev), Some(json!({}))).await;
