@@ -148,7 +148,7 @@ async fn ship_svc_b_expecting(s: &Site, variables: Value, expected: &str) -> (St
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and_rolled_back() {
+async fn compose_is_installed_on_a_fresh_host_and_repaired_and_svc_b_is_released_upgraded_and_rolled_back() {
     let s = site(compose_bundle()).await;
     let ip = env::shared()["hosts"][3]["ip"].as_str().unwrap().to_string();
     assert_eq!(on_host(3, "command -v dockerd; ls /opt/opspilot/compose 2>/dev/null"), "", "host 4 is not fresh: an earlier run left things behind");
@@ -258,6 +258,21 @@ async fn compose_is_installed_on_a_fresh_host_and_svc_b_is_released_upgraded_and
     for a in ["compose.preflight_succeeded", "compose.config_rendered", "compose.up_started", "compose.up_succeeded", "compose.ps_collected", "compose.rollback_started", "compose.rollback_succeeded", "release.rollback_completed"] {
         assert!(actions.iter().any(|x| x == a), "{a} missing from the timeline: {actions:?}");
     }
+
+    // A rollback whose previous image is gone from the host fails with its
+    // own error, and the running version stays.
+    on_host(3, "docker tag opspilot-busybox:1 opspilot-busybox:old");
+    ship_svc_b_expecting(&s, json!({ "message": "svc-b v3", "image": "opspilot-busybox:old" }), "applied").await;
+    let (v4, _) = ship_svc_b(&s, "svc-b v4").await;
+    on_host(3, "docker rmi opspilot-busybox:old");
+    let rb = s.app.rest("POST", &format!("/api/v1/deploy/releases/{v4}/rollback"), Some(&s.dev), Some(json!({}))).await;
+    let ticket = rb.data()["approval_ticket"].as_str().unwrap().to_string();
+    s.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&s.approver), Some(json!({}))).await.data();
+    assert!(eventually(Duration::from_secs(120), async || release_status(&s, &v4).await == "rollback_failed").await, "{}", release_status(&s, &v4).await);
+    let timeline = s.app.rest("GET", &format!("/api/v1/deploy/releases/{v4}/timeline"), Some(&s.dev), None).await;
+    let failed = timeline.data()["list"].as_array().unwrap().iter().find(|e| e["action"] == "compose.rollback_failed").cloned().unwrap_or_else(|| panic!("{}", timeline.body));
+    assert_eq!(failed["detail"]["error_key"], "compose_rollback_failed", "{failed}");
+    assert!(page(&ip, 8080).await.is_some_and(|p| p.contains("svc-b v4")), "v4 keeps serving");
 
     // Uninstall: the rollback hooks leave the host fresh.
     on_host(3, "docker rm -f $(docker ps -aq) >/dev/null 2>&1; true");
