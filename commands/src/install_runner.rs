@@ -167,8 +167,12 @@ impl Commands {
 
     /// Runs one node-step with its retries; `Some` when it failed for good.
     async fn run_node_step(&self, run: &TaskRun, step: &PlannedStep, host_id: Uuid) -> Option<TaskFailure> {
-        let first = run.state.lock().expect("task state").next_attempt(step.step_index, host_id);
-        let mut attempt = first;
+        // Attempts and failures made before a restart count too: a hook with
+        // `maxRetries: 2` fails at most three times in all.
+        let (mut attempt, mut failed) = {
+            let state = run.state.lock().expect("task state");
+            (state.next_attempt(step.step_index, host_id), state.failed_attempts(step.step_index, host_id))
+        };
         loop {
             let ns = NodeStep {
                 environment_id: run.environment_id,
@@ -210,7 +214,8 @@ impl Commands {
                     Err(e) => Some(failure(Some(step), Some(host_id), e.code(), e.to_string())),
                 };
             };
-            let will_retry = attempt - first < step.max_retries;
+            failed += 1;
+            let will_retry = failed <= step.max_retries;
             let stderr_excerpt = if result.stderr_excerpt.is_empty() { error.detail.clone() } else { result.stderr_excerpt.clone() };
             let exit_code = result.exit_code;
             let _ = self.task_fact(run, InstallTaskCommand::FailStep { step: ns, result: StepResult { stderr_excerpt: stderr_excerpt.clone(), ..result }, error_key: error.code, will_retry }).await;
@@ -228,7 +233,7 @@ impl Commands {
             if matches!(error.code, ErrorCode::SshUnreachable | ErrorCode::SshAuthFailed | ErrorCode::SshHostKeyMismatch) {
                 run.sessions.lock().await.remove(&host_id);
             }
-            tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt - first + 1))).await;
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(failed))).await;
             attempt += 1;
         }
     }

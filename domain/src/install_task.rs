@@ -98,6 +98,10 @@ pub enum NodeStepStatus {
 pub struct InstallTask {
     /// `(step_index, host_id)` → (status, attempts made so far).
     pub node_steps: BTreeMap<(u32, Uuid), (NodeStepStatus, u32)>,
+    /// `(step_index, host_id)` → attempts that ended failed. An attempt cut
+    /// short by a restart of OpsPilot has no end and is not counted, so the
+    /// retry budget of a hook spans restarts without charging them.
+    pub failures: BTreeMap<(u32, Uuid), u32>,
 }
 
 impl InstallTask {
@@ -108,6 +112,10 @@ impl InstallTask {
     /// The attempt number the next run of the node-step gets.
     pub fn next_attempt(&self, step_index: u32, host_id: Uuid) -> u32 {
         self.node_steps.get(&(step_index, host_id)).map(|(_, n)| *n).unwrap_or(0)
+    }
+    /// How many attempts of the node-step ended failed so far.
+    pub fn failed_attempts(&self, step_index: u32, host_id: Uuid) -> u32 {
+        self.failures.get(&(step_index, host_id)).copied().unwrap_or(0)
     }
     /// Whether the node-step failed for good.
     pub fn failed_for_good(&self, step_index: u32, host_id: Uuid) -> bool {
@@ -153,6 +161,9 @@ impl Aggregate for InstallTask {
         let entry = self.node_steps.entry((step.step_index, step.host_id)).or_insert((status, 0));
         entry.0 = status;
         entry.1 = entry.1.max(step.attempt + 1);
+        if let InstallTaskEvent::StepFailed { step, .. } = event {
+            *self.failures.entry((step.step_index, step.host_id)).or_insert(0) += 1;
+        }
         self
     }
 }
@@ -226,8 +237,21 @@ mod tests {
         ];
         let t = InstallTask::fold(history.iter());
         assert_eq!(t.next_attempt(2, Uuid::nil()), 1);
+        assert_eq!(t.failed_attempts(2, Uuid::nil()), 1);
         assert!(!t.failed_for_good(2, Uuid::nil()));
         assert!(!t.succeeded(2, Uuid::nil()));
+    }
+
+    #[test]
+    fn an_attempt_cut_short_by_a_restart_is_not_a_failure() {
+        let history = [
+            InstallTaskEvent::StepStarted { step: step(0), started_at: DateTime::default() },
+            InstallTaskEvent::StepFailed { step: step(0), result: result(), error_key: "script_hook_exec_failed".into(), will_retry: true },
+            InstallTaskEvent::StepStarted { step: step(1), started_at: DateTime::default() },
+        ];
+        let t = InstallTask::fold(history.iter());
+        assert_eq!(t.next_attempt(2, Uuid::nil()), 2, "attempt numbers keep counting");
+        assert_eq!(t.failed_attempts(2, Uuid::nil()), 1, "only the attempt that ended failed counts against the retries");
     }
 
     #[test]
