@@ -199,6 +199,12 @@ async fn compose_is_installed_on_a_fresh_host_and_repaired_and_svc_b_is_released
     assert_eq!(step(&repair, "install-compose.sh")["nodes"][0]["outputs"]["changed"], "true", "the plugin was put back: {repair}");
     let health = s.app.rest("POST", "/api/v1/environments/env-compose-prod/health/check", Some(&s.dev), None).await;
     assert_eq!(health.data()["healthy"], true, "repaired: {}", health.body);
+    // An upgrade with the same bundle finds everything in place and changes nothing.
+    let p = s.preview("env-compose-prod", json!({ "action": "upgrade" })).await;
+    let u = s.apply("env-compose-prod", p["preview_ref"].as_str().unwrap()).await;
+    let upgrade = s.finished_task("env-compose-prod", u["task_id"].as_str().unwrap()).await;
+    assert_eq!((upgrade["status"].as_str(), upgrade["action"].as_str()), (Some("succeeded"), Some("upgrade")), "{upgrade}");
+    assert_eq!(step(&upgrade, "install-compose.sh")["nodes"][0]["outputs"]["changed"], "false", "{upgrade}");
     assert_eq!(s.app.rest("GET", "/api/v1/environments/env-compose-prod", Some(&s.dev), None).await.data()["status"], "ready");
     // The context reached the host verbatim, and nothing ran.
     let context = on_host(3, &format!("cat /opt/opspilot/tasks/{}/context.json", t["task_id"].as_str().unwrap()));
