@@ -107,6 +107,13 @@ for i in $(seq 0 $((nhosts - 1))); do
   ok "$name ($ip): root key, root password, ops key+sudo -n, ops password+sudo -n"
 done
 
+# the systemd host: ops key + sudo -n, and systemd is PID 1 and running
+echo "$(J .systemdHost.ip) $(J .systemdHost.hostKey.publicKey)" >>"$KH"
+out=$(ssh "${SSHOPTS[@]}" -o BatchMode=yes -o IdentitiesOnly=yes -i "$(J .systemdHost.nonRoot.privateKeyPath)" "ops@$(J .systemdHost.ip)" \
+  'sudo -n sh -c "ps -p 1 -o comm=; systemctl is-system-running"' | paste -sd' ') || fail "systemd host: ops key login + sudo -n"
+case "$out" in "systemd running"|"systemd degraded") ;; *) fail "systemd host: PID 1 and state say '$out'" ;; esac
+ok "$(J .systemdHost.name) ($(J .systemdHost.ip)): ops key+sudo -n, PID 1 systemd ($out)"
+
 last=$(J ".hosts[$((nhosts - 1))].name"); last_ip=$(J ".hosts[$((nhosts - 1))].ip")
 old_fp=$(J ".hosts[$((nhosts - 1))].hostKey.fingerprint")
 "$HERE/envctl" host rotate-hostkey "$last" >/dev/null || fail "envctl host rotate-hostkey $last"

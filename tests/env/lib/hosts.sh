@@ -16,7 +16,15 @@ HOST_RUN_FLAGS=(--cap-add ALL --cap-drop SYS_RESOURCE
 [ -c /dev/kmsg ] && HOST_RUN_FLAGS+=(--device /dev/kmsg)
 host_spec() { printf '%s\n' "${HOST_RUN_FLAGS[*]}" | sha256sum | cut -c1-12; }
 
+# One more host runs systemd as PID 1 (most real hosts do), outside the
+# numbered range so `up --hosts N` never touches it.
+SYSTEMD_HOST=opspilot-systemd-1
+SYSTEMD_HOST_IP=172.30.0.9
+SYSTEMD_HOST_DIR="$RUN/systemd-host"
+SYSTEMD_RUN_FLAGS=(--tmpfs /run --tmpfs /run/lock --stop-signal SIGRTMIN+3)
+
 host_ip() { # host_ip NAME -> 172.30.0.(10+index)
+  [ "$1" = "$SYSTEMD_HOST" ] && { echo "$SYSTEMD_HOST_IP"; return 0; }
   local n=${1#"$HOST_PREFIX"}
   [[ "$n" =~ ^[0-9]+$ ]] || die "not a test host name: $1"
   printf '172.30.0.%d\n' $((10 + n))
@@ -56,15 +64,15 @@ _wait_sshd() { # NAME
 }
 
 # Copies the host's public host key out and records it.
-record_hostkey() { # NAME
-  local n=$1 d="$HOSTS_DIR/$1"
+record_hostkey() { # NAME [DIR]
+  local n=$1 d=${2:-"$HOSTS_DIR/$1"}
   _host_exec "$n" cat /etc/ssh/ssh_host_ed25519_key.pub | awk '{print $1" "$2}' >"$d/host_ed25519.pub.tmp"
   [ -s "$d/host_ed25519.pub.tmp" ] || die "could not read the host key of $n"
   mv "$d/host_ed25519.pub.tmp" "$d/host_ed25519.pub"
 }
 
-_provision_host() { # NAME: passwords and authorized keys (per run)
-  local n=$1 d="$HOSTS_DIR/$1"
+_provision_host() { # NAME [DIR]: passwords and authorized keys (per run)
+  local n=$1 d=${2:-"$HOSTS_DIR/$1"}
   [ -s "$d/root_password" ] || openssl rand -hex 12 >"$d/root_password"
   [ -s "$d/ops_password" ]  || openssl rand -hex 12 >"$d/ops_password"
   printf 'root:%s\nops:%s\n' "$(cat "$d/root_password")" "$(cat "$d/ops_password")" | docker exec -i "$n" chpasswd
@@ -111,12 +119,40 @@ hosts_up() { # COUNT
   done
 }
 
+systemd_host_up() {
+  local n=$SYSTEMD_HOST d=$SYSTEMD_HOST_DIR image spec state=absent
+  image=$(testhost_systemd_tag)
+  spec=$(printf '%s\n' "${HOST_RUN_FLAGS[*]} ${SYSTEMD_RUN_FLAGS[*]}" | sha256sum | cut -c1-12)
+  mkdir -p "$d"; chmod 700 "$d"
+  docker container inspect "$n" >/dev/null 2>&1 && state=$(docker container inspect -f '{{.State.Status}}' "$n")
+  if [ "$state" != absent ] && [ "$(docker inspect -f '{{.Config.Image}} {{index .Config.Labels "opspilot-test.spec"}}' "$n")" != "$image $spec" ]; then
+    log "$n runs an older image or with other flags: recreating"; docker rm -f "$n" >/dev/null; state=absent
+  fi
+  case "$state" in
+    running) ;;
+    paused) docker unpause "$n" >/dev/null ;;
+    absent)
+      log "starting systemd host $n ($SYSTEMD_HOST_IP)"
+      docker run -d --name "$n" --hostname "$n" --network "$NET_NAME" --ip "$SYSTEMD_HOST_IP" \
+        "${HOST_RUN_FLAGS[@]}" "${SYSTEMD_RUN_FLAGS[@]}" --label opspilot-test=1 --label "opspilot-test.spec=$spec" \
+        "$image" >/dev/null ;;
+    *) docker start "$n" >/dev/null ;;
+  esac
+  local i
+  for i in $(seq 1 60); do
+    case "$(docker exec "$n" systemctl is-system-running 2>/dev/null)" in running|degraded) break ;; esac
+    sleep 0.5
+  done
+  _provision_host "$n" "$d"
+  _wait_sshd "$n"; record_hostkey "$n" "$d"
+}
+
 hosts_down() {
   local ids
   ids=$(docker ps -aq --filter label=opspilot-test=1)
   [ -n "$ids" ] && { log "removing test hosts"; docker rm -f $ids >/dev/null; }
   docker network inspect "$NET_NAME" >/dev/null 2>&1 && docker network rm "$NET_NAME" >/dev/null
-  rm -rf "$HOSTS_DIR" "$SSH_DIR"
+  rm -rf "$HOSTS_DIR" "$SSH_DIR" "$SYSTEMD_HOST_DIR"
 }
 
 host_fault() { # ACTION NAME

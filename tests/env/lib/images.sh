@@ -34,11 +34,35 @@ build_testhost_image() {
   docker import -c 'CMD ["/usr/local/sbin/opspilot-entrypoint"]' "$tarball" "$tag" >/dev/null
 }
 
+# The systemd test host: the test-host rootfs plus systemd as PID 1.
+testhost_systemd_tag() {
+  local h
+  h=$( { testhost_tag; cat "$ENV_ROOT/images/testhost-systemd-setup.sh"; } | sha256sum | cut -c1-12)
+  printf 'opspilot-testhost-systemd:%s\n' "$h"
+}
+
+build_testhost_systemd_image() {
+  local tag base; tag=$(testhost_systemd_tag); base=$(testhost_tag)
+  if docker image inspect "$tag" >/dev/null 2>&1; then log "image $tag present"; return 0; fi
+  local root="$CACHE/tmp/testhost-systemd-rootfs"
+  rm -rf "$root"; mkdir -p "$root"
+  tar -C "$root" -xf "$IMG_CACHE/testhost-rootfs-${base#*:}.tar"
+  install -m 0755 "$ENV_ROOT/images/testhost-systemd-setup.sh" "$root/tmp/testhost-systemd-setup.sh"
+  log "adding systemd to a copy of the test-host rootfs"
+  chroot "$root" /tmp/testhost-systemd-setup.sh >"$LOGS/testhost-systemd-setup.log" 2>&1 \
+    || { tail -20 "$LOGS/testhost-systemd-setup.log" >&2; rm -rf "$root"; die "adding systemd to the test-host rootfs failed"; }
+  rm -f "$root/tmp/testhost-systemd-setup.sh"
+  log "docker import the systemd test host as $tag"
+  tar -C "$root" --numeric-owner -c . | docker import -c 'CMD ["/sbin/init"]' -c 'ENV container=docker' - "$tag" >/dev/null
+  rm -rf "$root"
+}
+
 # Test-host images of older recipes, once no container uses them (vfs: ~225 MB each).
 prune_testhost_images() {
-  local cur t; cur=$(testhost_tag)
-  for t in $(docker images --format '{{.Repository}}:{{.Tag}}' opspilot-testhost); do
-    [ "$t" = "$cur" ] && continue
+  local t
+  for t in $(docker images --format '{{.Repository}}:{{.Tag}}' opspilot-testhost) \
+           $(docker images --format '{{.Repository}}:{{.Tag}}' opspilot-testhost-systemd); do
+    [ "$t" = "$(testhost_tag)" ] || [ "$t" = "$(testhost_systemd_tag)" ] && continue
     docker rmi "$t" >/dev/null 2>&1 && log "removed old image $t" || true
   done
 }
