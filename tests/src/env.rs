@@ -154,8 +154,12 @@ pub fn host_fault(action: &str, i: usize) {
 
 /// Runs a shell command inside test host `i` (docker exec), answering stdout.
 pub fn on_host(i: usize, script: &str) -> String {
-    let container = shared()["hosts"][i]["container"].as_str().expect("container").to_string();
-    let out = Command::new("docker").args(["exec", &container, "sh", "-c", script]).output().expect("docker exec runs");
+    in_container(shared()["hosts"][i]["container"].as_str().expect("container"), script)
+}
+
+/// Runs `script` as root inside a test host's container; answers its stdout.
+pub fn in_container(container: &str, script: &str) -> String {
+    let out = Command::new("docker").args(["exec", container, "sh", "-c", script]).output().expect("docker exec runs");
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 

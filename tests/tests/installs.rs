@@ -5,13 +5,14 @@
 //!
 //! Hosts: index 3 gets Compose installed and serves svc-b; index 2 is the
 //! kill-and-resume install; index 1 takes the SSH faults (stopped, wrong key,
-//! rotated host key); index 0 the hook failure, metacharacters and approvals.
+//! rotated host key); index 0 the hook failure, metacharacters and approvals;
+//! the systemd host gets the engine as a systemd unit.
 //! Every install is rolled back so the hosts end as fresh as they began.
 
 use std::path::Path;
 use std::time::Duration;
 
-use opspilot_tests::env::{self, bundle_copy, compose_bundle, host_fault, host_fingerprint, on_host, resign};
+use opspilot_tests::env::{self, bundle_copy, compose_bundle, host_fault, host_fingerprint, in_container, on_host, resign};
 use opspilot_tests::{eventually, spawn_app_with, ws_connect, Server, TestApp};
 use serde_json::{json, Value};
 
@@ -50,7 +51,11 @@ impl Site {
     /// Registers test host `i` (root with its key, or `ops` with its key),
     /// checks the scan shows the key the host really has, and trusts it.
     async fn add_host(&self, name: &str, i: usize, as_root: bool, labels: Value) {
-        let h = &env::shared()["hosts"][i];
+        self.add_host_entry(name, &env::shared()["hosts"][i], &host_fingerprint(i), as_root, labels).await
+    }
+
+    /// Registers the host `h` of env.json, whose key now has `fingerprint`.
+    async fn add_host_entry(&self, name: &str, h: &Value, fingerprint: &str, as_root: bool, labels: Value) {
         let (user, key_path) = if as_root { ("root", h["root"]["privateKeyPath"].as_str().unwrap()) } else { ("ops", h["nonRoot"]["privateKeyPath"].as_str().unwrap()) };
         let key = std::fs::read_to_string(key_path).unwrap();
         let body = json!({ "name": name, "project_id": "proj-alpha", "ip": h["ip"], "port": 22, "ssh_user": user, "auth": "key", "private_key": key, "labels": labels });
@@ -58,7 +63,7 @@ impl Site {
         assert_eq!(created.data()["status"], "pending_trust");
         let scan = self.app.rest("POST", &format!("/api/v1/hosts/{name}/host-key/scan"), Some(&self.admin), None).await;
         let presented = scan.data()["presented_fingerprint"].as_str().unwrap().to_string();
-        assert_eq!(presented, host_fingerprint(i), "the scan shows the key the host has");
+        assert_eq!(presented, fingerprint, "the scan shows the key the host has");
         assert_eq!(scan.data()["matches"], false, "nothing is trusted before an admin says so");
         let trusted = self.app.rest("POST", &format!("/api/v1/hosts/{name}/host-key/trust"), Some(&self.admin), Some(json!({ "fingerprint": presented }))).await;
         assert_eq!(trusted.data()["status"], "active");
@@ -289,6 +294,45 @@ async fn compose_is_installed_on_a_fresh_host_and_repaired_and_svc_b_is_released
     // OpsPilot's staged bundle and task records stay on the host; the test tidies them.
     on_host(3, "rm -rf /opt/opspilot");
     assert!(page(&ip, 8080).await.is_none(), "nothing serves after the uninstall");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_systemd_host_the_engine_is_an_enabled_unit_that_systemd_restarts_and_the_rollback_removes_it() {
+    let s = site(compose_bundle()).await;
+    let h = &env::shared()["systemdHost"];
+    let on = |script: &str| in_container(h["container"].as_str().unwrap(), script);
+    assert_eq!(on("ps -p 1 -o comm="), "systemd\n", "the host runs systemd as PID 1");
+    assert_eq!(on("command -v dockerd; systemctl cat opspilot-dockerd.service 2>/dev/null"), "", "the systemd host is not fresh: an earlier run left things behind");
+    on("rm -rf /opt/opspilot");
+    // The non-root user, through sudo: systemctl needs root.
+    s.add_host_entry("sd-1", h, h["hostKey"]["fingerprint"].as_str().unwrap(), false, json!({})).await;
+    s.compose_env("env-systemd", &["sd-1"], json!({})).await;
+    let p = s.preview("env-systemd", json!({})).await;
+    let t = s.apply("env-systemd", p["preview_ref"].as_str().unwrap()).await;
+    let task = s.finished_task("env-systemd", t["task_id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "succeeded", "{task}");
+    assert_eq!(step(&task, "install-compose.sh")["nodes"][0]["outputs"]["init"], "systemd", "{task}");
+    assert_eq!(on("systemctl is-enabled opspilot-dockerd.service; systemctl is-active opspilot-dockerd.service"), "enabled\nactive\n");
+    let health = || async { s.app.rest("POST", "/api/v1/environments/env-systemd/health/check", Some(&s.dev), None).await.data()["healthy"] == json!(true) };
+    assert!(health().await, "the engine answers");
+
+    // The engine dies: systemd starts it again, nobody has to repair.
+    let before = on("systemctl show -p MainPID --value opspilot-dockerd.service");
+    on("kill -KILL $(systemctl show -p MainPID --value opspilot-dockerd.service)");
+    assert!(
+        eventually(Duration::from_secs(60), async || {
+            let now = on("systemctl show -p MainPID --value opspilot-dockerd.service");
+            now != before && now.trim() != "0" && health().await
+        })
+        .await,
+        "systemd did not bring the engine back: {}",
+        on("systemctl status --no-pager opspilot-dockerd.service")
+    );
+
+    let task = s.roll_back_install("env-systemd").await;
+    assert_eq!(task["status"], "rolled_back", "{task}");
+    assert_eq!(on("systemctl cat opspilot-dockerd.service >/dev/null 2>&1 && echo unit-left; pgrep -x dockerd && echo dockerd-left; command -v dockerd; true"), "");
+    on("rm -rf /opt/opspilot");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
