@@ -1,16 +1,17 @@
-//! GraphQL for hosts, environments and install tasks. The read models are
-//! served as JSON (the same shapes REST answers), and a subscription streams a
-//! task's step events and log lines as they happen.
+//! GraphQL for hosts, environments and install tasks: the read models as
+//! typed objects (the fields REST answers, in camelCase), and a subscription
+//! streaming a task's step events and log lines as they happen.
 
 use std::collections::BTreeMap;
 
-use async_graphql::{Context, InputObject, Json, Object, Subscription};
+use async_graphql::{Context, InputObject, Json, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 use opspilot_commands::environments::{InstallPreviewRequest, NewEnvironment, NodeRequest};
 use opspilot_commands::hosts::NewHost;
 use opspilot_projections::environments as views;
 use opspilot_projections::PageRequest;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
@@ -22,6 +23,31 @@ fn id_of(kind: &str, s: &str) -> Uuid {
     opspilot_commands::ids::resolve(kind, s)
 }
 
+macro_rules! page_of {
+    ($name:ident, $item:ty) => {
+        /// A page of results.
+        #[derive(SimpleObject)]
+        pub struct $name {
+            pub list: Vec<$item>,
+            pub total: i64,
+            pub page: i64,
+            pub page_size: i64,
+        }
+        impl From<opspilot_projections::Page<$item>> for $name {
+            fn from(p: opspilot_projections::Page<$item>) -> Self {
+                $name { list: p.list, total: p.total, page: p.page, page_size: p.page_size }
+            }
+        }
+    };
+}
+page_of!(HostPage, views::HostView);
+page_of!(EnvironmentPage, views::EnvironmentView);
+page_of!(InstallTaskPage, views::TaskView);
+
+fn read_err(e: opspilot_eventstore::StoreError) -> async_graphql::Error {
+    crate::error::ApiError::from(e).into_graphql()
+}
+
 /// Queries of hosts, environments and tasks.
 #[derive(Default)]
 pub struct EnvironmentQuery;
@@ -29,27 +55,42 @@ pub struct EnvironmentQuery;
 #[Object]
 impl EnvironmentQuery {
     /// Hosts the caller may see (never their credentials).
-    async fn hosts(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<Json<Value>> {
-        let v = views::hosts(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(crate::error::ApiError::from).map_err(|e| e.into_graphql())?;
-        Ok(Json(json!(v)))
+    async fn hosts(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<HostPage> {
+        Ok(views::hosts(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(read_err)?.into())
+    }
+
+    /// One host (id or name).
+    async fn host(&self, ctx: &Context<'_>, id: String) -> GqlResult<Option<views::HostView>> {
+        views::host_by_id(&state(ctx).pool, principal(ctx)?, id_of("host", &id)).await.map_err(read_err)
     }
 
     /// Environments the caller may see, with their nodes.
-    async fn environments(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<Json<Value>> {
-        let v = views::environments(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(crate::error::ApiError::from).map_err(|e| e.into_graphql())?;
-        Ok(Json(json!(v)))
+    async fn environments(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<EnvironmentPage> {
+        Ok(views::environments(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(read_err)?.into())
     }
 
     /// One environment (id or name).
-    async fn environment(&self, ctx: &Context<'_>, id: String) -> GqlResult<Option<Json<Value>>> {
-        let v = views::environment(&state(ctx).pool, principal(ctx)?, id_of("environment", &id)).await.map_err(crate::error::ApiError::from).map_err(|e| e.into_graphql())?;
-        Ok(v.map(|v| Json(json!(v))))
+    async fn environment(&self, ctx: &Context<'_>, id: String) -> GqlResult<Option<views::EnvironmentView>> {
+        views::environment(&state(ctx).pool, principal(ctx)?, id_of("environment", &id)).await.map_err(read_err)
+    }
+
+    /// The install tasks of an environment, newest first (without node detail).
+    async fn install_tasks(&self, ctx: &Context<'_>, environment: String, page: Option<i64>, page_size: Option<i64>) -> GqlResult<InstallTaskPage> {
+        Ok(views::tasks(&state(ctx).pool, principal(ctx)?, id_of("environment", &environment), PageRequest::new(page, page_size)).await.map_err(read_err)?.into())
     }
 
     /// One install task with its steps and node attempts.
-    async fn install_task(&self, ctx: &Context<'_>, environment: String, task_id: Uuid) -> GqlResult<Option<Json<Value>>> {
-        let v = views::task(&state(ctx).pool, principal(ctx)?, id_of("environment", &environment), task_id).await.map_err(crate::error::ApiError::from).map_err(|e| e.into_graphql())?;
-        Ok(v.map(|v| Json(json!(v))))
+    async fn install_task(&self, ctx: &Context<'_>, environment: String, task_id: Uuid) -> GqlResult<Option<views::TaskView>> {
+        views::task(&state(ctx).pool, principal(ctx)?, id_of("environment", &environment), task_id).await.map_err(read_err)
+    }
+
+    /// The stored log lines of a task (optionally of one step and host), in order.
+    async fn install_task_logs(&self, ctx: &Context<'_>, environment: String, task_id: Uuid, step_index: Option<i32>, host_id: Option<Uuid>, limit: Option<i64>) -> GqlResult<Vec<views::LogLine>> {
+        // Visibility follows the task.
+        if views::task(&state(ctx).pool, principal(ctx)?, id_of("environment", &environment), task_id).await.map_err(read_err)?.is_none() {
+            return Err(crate::error::ApiError::new(opspilot_domain::ErrorCode::InstallTaskNotFound, format!("task {task_id} does not exist")).into_graphql());
+        }
+        views::logs(&state(ctx).pool, task_id, step_index, host_id, limit.unwrap_or(5000).clamp(1, 50_000)).await.map_err(read_err)
     }
 }
 
@@ -145,6 +186,24 @@ impl EnvironmentMutation {
     }
 }
 
+/// One item of live install progress: a task or node-step event
+/// (`kind: "event"`) or a log line of a node-step (`kind: "log"`).
+#[derive(SimpleObject)]
+pub struct InstallProgress {
+    /// event | log
+    pub kind: String,
+    pub task_id: Option<Uuid>,
+    /// The event's action, e.g. `environment.install_step_succeeded`.
+    pub action: Option<String>,
+    pub status: Option<String>,
+    /// The event's detail (the seed's fields).
+    pub detail: Option<Value>,
+    pub position: Option<i64>,
+    pub occurred_at: DateTime<Utc>,
+    /// The log line, for `kind: "log"`.
+    pub log: Option<views::LogLine>,
+}
+
 /// Live install progress.
 #[derive(Default)]
 pub struct EnvironmentSubscription;
@@ -152,9 +211,9 @@ pub struct EnvironmentSubscription;
 #[Subscription]
 impl EnvironmentSubscription {
     /// Install progress as it happens, of one task or (without `taskId`) of
-    /// every task of the environment: `{"kind": "event", ...}` for every task
-    /// and node-step event, `{"kind": "log", ...}` for every log line.
-    async fn install_task_progress(&self, ctx: &Context<'_>, environment: String, task_id: Option<Uuid>) -> BoxStream<'static, GqlResult<Json<Value>>> {
+    /// every task of the environment: every task and node-step event, and
+    /// every log line.
+    async fn install_task_progress(&self, ctx: &Context<'_>, environment: String, task_id: Option<Uuid>) -> BoxStream<'static, GqlResult<InstallProgress>> {
         let p = match principal(ctx) {
             Ok(p) => p.clone(),
             Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
@@ -170,13 +229,29 @@ impl EnvironmentSubscription {
         let events = BroadcastStream::new(s.runner.applied.subscribe()).filter_map(move |item| {
             let field = |e: &opspilot_eventstore::RecordedEvent, k: &str| e.detail.get(k).and_then(|v| v.as_str()).map(String::from);
             let mine = |e: &opspilot_eventstore::RecordedEvent| field(e, "environment_id").as_deref() == Some(env.as_str()) && task.as_ref().is_none_or(|t| field(e, "task_id").as_deref() == Some(t.as_str()));
-            let out = item.ok().filter(|e| e.action.starts_with("environment.install_") && mine(e)).map(|e| {
-                Json(json!({ "kind": "event", "action": e.action, "status": e.status, "detail": e.detail, "position": e.position, "occurred_at": e.occurred_at }))
+            let out = item.ok().filter(|e| e.action.starts_with("environment.install_") && mine(e)).map(|e| InstallProgress {
+                kind: "event".into(),
+                task_id: field(&e, "task_id").and_then(|t| t.parse().ok()),
+                action: Some(e.action.clone()),
+                status: Some(e.status.clone()),
+                position: Some(e.position),
+                occurred_at: e.occurred_at,
+                detail: Some(e.detail.clone()),
+                log: None,
             });
             async move { out.map(Ok) }
         });
         let logs = BroadcastStream::new(s.commands.live_logs.subscribe()).filter_map(move |item| {
-            let out = item.ok().filter(|l| l.environment_id == env_id && task_id.is_none_or(|t| l.task_id == t)).map(|l| Json(json!({ "kind": "log", "line": l })));
+            let out = item.ok().filter(|l| l.environment_id == env_id && task_id.is_none_or(|t| l.task_id == t)).map(|l| InstallProgress {
+                kind: "log".into(),
+                task_id: Some(l.task_id),
+                action: None,
+                status: None,
+                detail: None,
+                position: None,
+                occurred_at: l.at,
+                log: Some(views::LogLine { step_index: l.step_index as i32, host_id: l.host_id, attempt: l.attempt as i32, seq: l.seq, stream: l.stream.to_string(), line: l.line, at: l.at }),
+            });
             async move { out.map(Ok) }
         });
         futures::stream::select(events, logs).boxed()

@@ -168,6 +168,7 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
 
 /// A host (never its credential).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Host"))]
 pub struct HostView {
     pub id: Uuid,
     pub name: String,
@@ -232,6 +233,7 @@ pub async fn host_by_id(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<H
 
 /// A node of an environment, with its host's address and status.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "EnvironmentNode"))]
 pub struct NodeView {
     pub host_id: Uuid,
     pub host_name: String,
@@ -243,6 +245,7 @@ pub struct NodeView {
 
 /// An environment with its nodes.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Environment"))]
 pub struct EnvironmentView {
     pub id: Uuid,
     pub name: String,
@@ -318,6 +321,7 @@ pub async fn environment(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<
 
 /// One node-step attempt.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "InstallNodeStep"))]
 pub struct NodeStepView {
     pub host_id: Uuid,
     pub attempt: i32,
@@ -334,6 +338,7 @@ pub struct NodeStepView {
 
 /// A step of a task: its hook and the attempts on each node.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "InstallStep"))]
 pub struct StepView {
     pub step_index: i32,
     pub name: String,
@@ -345,6 +350,7 @@ pub struct StepView {
 
 /// An install task (the seed's task detail).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "InstallTask"))]
 pub struct TaskView {
     pub task_id: Uuid,
     pub environment_id: Uuid,
@@ -483,6 +489,7 @@ pub async fn unfinished_tasks(pool: &Pool) -> Result<Vec<(Uuid, Uuid)>, StoreErr
 
 /// One stored log line of a node-step.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "InstallLogLine"))]
 pub struct LogLine {
     pub step_index: i32,
     pub host_id: Uuid,

@@ -637,7 +637,7 @@ async fn graphql_runs_an_install_with_live_progress_and_compose_errors_name_thei
     let mut ws = ws_connect(&s.app, &s.admin).await;
     let ack = ws.next().await.unwrap().unwrap();
     assert!(ack.to_text().unwrap().contains("connection_ack"));
-    let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { installTaskProgress(environment: \"env-gql\") }" } });
+    let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { installTaskProgress(environment: \"env-gql\") { kind taskId action log { stepIndex line } } }" } });
     ws.send(Message::text(sub.to_string())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let applied = s.app.gql(Some(&s.admin), "mutation($p: String) { applyInstall(environment: \"env-gql\", previewRef: $p, confirm: true) { result } }", json!({ "p": preview_ref })).await;
@@ -648,15 +648,34 @@ async fn graphql_runs_an_install_with_live_progress_and_compose_errors_name_thei
         let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(Duration::from_secs(30), ws.next()).await else { break };
         let v: Value = serde_json::from_str(&t).unwrap();
         let item = &v["payload"]["data"]["installTaskProgress"];
-        saw_log |= item["kind"] == "log" && item["line"]["line"].as_str().is_some_and(|l| !l.is_empty());
+        saw_log |= item["kind"] == "log" && item["log"]["line"].as_str().is_some_and(|l| !l.is_empty());
         saw_step |= item["kind"] == "event" && item["action"] == "environment.install_step_succeeded";
     }
     assert!(saw_log && saw_step, "live log lines and step events arrive over the subscription (log {saw_log}, step {saw_step})");
     let task = s.finished_task("env-gql", &task_id).await;
     assert_eq!(task["status"], "succeeded", "the real preflight passes on a fresh host: {task}");
-    let q = s.app.gql(Some(&s.admin), "query($t: UUID!) { installTask(environment: \"env-gql\", taskId: $t) }", json!({ "t": task_id })).await;
-    assert_eq!(q["data"]["installTask"]["steps"][1]["name"], "preflight.sh", "{q}");
-    assert!(q["data"]["installTask"]["steps"][1]["nodes"][0]["outputs"]["preflight_summary"].is_string(), "{q}");
+    let q = s
+        .app
+        .gql(
+            Some(&s.admin),
+            "query($t: UUID!) { installTask(environment: \"env-gql\", taskId: $t) { action status steps { name status nodes { exitCode outputs logLines } } }
+               installTaskLogs(environment: \"env-gql\", taskId: $t, stepIndex: 1) { line stream }
+               environment(id: \"env-gql\") { status nodes { hostName nodeRole } }
+               host(id: \"gql-host\") { status hostKeyFingerprint } }",
+            json!({ "t": task_id }),
+        )
+        .await;
+    let task = &q["data"]["installTask"];
+    assert_eq!((task["action"].as_str(), task["status"].as_str()), (Some("preflight"), Some("succeeded")), "{q}");
+    assert_eq!(task["steps"][1]["name"], "preflight.sh", "{q}");
+    assert_eq!(task["steps"][1]["nodes"][0]["exitCode"], 0, "{q}");
+    assert!(task["steps"][1]["nodes"][0]["outputs"]["preflight_summary"].is_string(), "{q}");
+    let lines = q["data"]["installTaskLogs"].as_array().unwrap_or_else(|| panic!("{q}"));
+    assert_eq!(lines.len() as i64, task["steps"][1]["nodes"][0]["logLines"].as_i64().unwrap(), "every line the step counted is stored: {q}");
+    assert_eq!(q["data"]["environment"]["nodes"], json!([{ "hostName": "gql-host", "nodeRole": "compose_manager" }]), "{q}");
+    assert_eq!(q["data"]["environment"]["status"], "draft", "a preflight leaves the environment as it was: {q}");
+    assert_eq!(q["data"]["host"]["status"], "active", "{q}");
+    assert_eq!(q["data"]["host"]["hostKeyFingerprint"].as_str(), Some(host_fingerprint(0).as_str()), "{q}");
 
     // Compose on a host without Docker: the preview names the missing binary.
     let svc = json!({ "name": "svc-c", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "manifest_template": "services:\n  web:\n    image: opspilot-busybox:1\n" });
