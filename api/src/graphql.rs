@@ -186,18 +186,26 @@ impl From<AuditRow> for AuditEntry {
     }
 }
 
+/// A GraphQL page of `$item`, made from a read-model page of anything that
+/// converts into `$item`.
 macro_rules! page_type {
     ($name:ident, $item:ty) => {
         /// A page of results.
-        #[derive(SimpleObject)]
+        #[derive(async_graphql::SimpleObject)]
         pub struct $name {
             pub list: Vec<$item>,
             pub total: i64,
             pub page: i64,
             pub page_size: i64,
         }
+        impl<S: Into<$item>> From<opspilot_projections::Page<S>> for $name {
+            fn from(p: opspilot_projections::Page<S>) -> Self {
+                $name { list: p.list.into_iter().map(Into::into).collect(), total: p.total, page: p.page, page_size: p.page_size }
+            }
+        }
     };
 }
+pub(crate) use page_type;
 page_type!(UserPage, User);
 page_type!(ProjectPage, Project);
 page_type!(TeamPage, Team);
@@ -567,13 +575,13 @@ impl CoreQuery {
         p.require("audit:read").map_err(|e| gql(e, ctx))?;
         let f: AuditFilter = filter.unwrap_or_default().into();
         let r = audit_log::list(&state(ctx).pool, p, &f, ascending.unwrap_or(false), PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
-        Ok(AuditPage { list: r.list.into_iter().map(Into::into).collect(), total: r.total, page: r.page, page_size: r.page_size })
+        Ok(r.into())
     }
 
     /// Clusters visible to the caller.
     async fn clusters(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<ClusterPage> {
         let r = clusters::list(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
-        Ok(ClusterPage { list: r.list.into_iter().map(Into::into).collect(), total: r.total, page: r.page, page_size: r.page_size })
+        Ok(r.into())
     }
 
     /// One cluster (id or name).

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
-use crate::graphql::{command_ctx, meta, principal, settled, state, CommandResult};
+use crate::graphql::{command_ctx, meta, page_type, principal, settled, state, CommandResult};
 
 type GqlResult<T> = async_graphql::Result<T>;
 
@@ -23,26 +23,9 @@ fn id_of(kind: &str, s: &str) -> Uuid {
     opspilot_commands::ids::resolve(kind, s)
 }
 
-macro_rules! page_of {
-    ($name:ident, $item:ty) => {
-        /// A page of results.
-        #[derive(SimpleObject)]
-        pub struct $name {
-            pub list: Vec<$item>,
-            pub total: i64,
-            pub page: i64,
-            pub page_size: i64,
-        }
-        impl From<opspilot_projections::Page<$item>> for $name {
-            fn from(p: opspilot_projections::Page<$item>) -> Self {
-                $name { list: p.list, total: p.total, page: p.page, page_size: p.page_size }
-            }
-        }
-    };
-}
-page_of!(HostPage, views::HostView);
-page_of!(EnvironmentPage, views::EnvironmentView);
-page_of!(InstallTaskPage, views::TaskView);
+page_type!(HostPage, views::HostView);
+page_type!(EnvironmentPage, views::EnvironmentView);
+page_type!(InstallTaskPage, views::TaskView);
 
 fn read_err(e: opspilot_eventstore::StoreError) -> async_graphql::Error {
     crate::error::ApiError::from(e).into_graphql()
