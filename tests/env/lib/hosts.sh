@@ -14,7 +14,6 @@ HOST_RUN_FLAGS=(--cap-add ALL --cap-drop SYS_RESOURCE
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined
   -v /sys/fs/cgroup:/sys/fs/cgroup --sysctl net.ipv4.ip_forward=1)
 [ -c /dev/kmsg ] && HOST_RUN_FLAGS+=(--device /dev/kmsg)
-host_spec() { printf '%s\n' "${HOST_RUN_FLAGS[*]}" | sha256sum | cut -c1-12; }
 
 # One more host runs systemd as PID 1 (most real hosts do), outside the
 # numbered range so `up --hosts N` never touches it.
@@ -80,33 +79,38 @@ _provision_host() { # NAME [DIR]: passwords and authorized keys (per run)
   docker exec -i "$n" sh -c 'cat > /home/ops/.ssh/authorized_keys; chmod 600 /home/ops/.ssh/authorized_keys; chown ops:ops /home/ops/.ssh/authorized_keys' <"$SSH_DIR/ops_ed25519.pub"
 }
 
+# _ensure_container NAME IP IMAGE FLAGS...: the host container runs on the
+# bridge at IP, from IMAGE with FLAGS; one of another image or other flags is
+# made anew, a paused, stopped or disconnected one is brought back.
+_ensure_container() {
+  local n=$1 ip=$2 image=$3 spec state=absent; shift 3
+  spec=$(printf '%s\n' "$*" | sha256sum | cut -c1-12)
+  docker container inspect "$n" >/dev/null 2>&1 && state=$(docker container inspect -f '{{.State.Status}}' "$n")
+  if [ "$state" != absent ] && [ "$(docker inspect -f '{{.Config.Image}} {{index .Config.Labels "opspilot-test.spec"}}' "$n")" != "$image $spec" ]; then
+    log "$n runs an older image or with other flags: recreating"; docker rm -f "$n" >/dev/null; state=absent
+  fi
+  case "$state" in
+    running) ;;
+    paused) docker unpause "$n" >/dev/null ;;
+    absent)
+      log "starting host $n ($ip)"
+      docker run -d --name "$n" --hostname "$n" --network "$NET_NAME" --ip "$ip" \
+        "$@" --label opspilot-test=1 --label "opspilot-test.spec=$spec" "$image" >/dev/null ;;
+    *) docker start "$n" >/dev/null ;;
+  esac
+  docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$n" | grep -qw "$NET_NAME" \
+    || docker network connect --ip "$ip" "$NET_NAME" "$n"
+}
+
 hosts_up() { # COUNT
-  local count=$1 image i n ip
+  local count=$1 image i n
   image=$(testhost_tag)
   ensure_network; ensure_client_keys
   mkdir -p "$HOSTS_DIR"
   for i in $(seq 1 "$count"); do
-    n="$HOST_PREFIX$i"; ip=$(host_ip "$n")
+    n="$HOST_PREFIX$i"
     mkdir -p "$HOSTS_DIR/$n"; chmod 700 "$HOSTS_DIR/$n"
-    local state
-    state=absent
-    docker container inspect "$n" >/dev/null 2>&1 && state=$(docker container inspect -f '{{.State.Status}}' "$n")
-    if [ "$state" != absent ] && [ "$(docker inspect -f '{{.Config.Image}} {{index .Config.Labels "opspilot-test.spec"}}' "$n")" != "$image $(host_spec)" ]; then
-      log "$n runs an older image or with other flags: recreating"; docker rm -f "$n" >/dev/null; state=absent
-    fi
-    case "$state" in
-      running) ;;
-      paused) docker unpause "$n" >/dev/null ;;
-      absent)
-        log "starting host $n ($ip)"
-        docker run -d --name "$n" --hostname "$n" --network "$NET_NAME" --ip "$ip" \
-          "${HOST_RUN_FLAGS[@]}" --label opspilot-test=1 --label "opspilot-test.spec=$(host_spec)" \
-          "$image" >/dev/null ;;
-      *) docker start "$n" >/dev/null ;;
-    esac
-    # A disconnected host is connected again by `up`.
-    docker inspect -f '{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}' "$n" | grep -qw "$NET_NAME" \
-      || docker network connect --ip "$ip" "$NET_NAME" "$n"
+    _ensure_container "$n" "$(host_ip "$n")" "$image" "${HOST_RUN_FLAGS[@]}"
     _provision_host "$n"
   done
   for i in $(seq 1 "$count"); do
@@ -120,25 +124,9 @@ hosts_up() { # COUNT
 }
 
 systemd_host_up() {
-  local n=$SYSTEMD_HOST d=$SYSTEMD_HOST_DIR image spec state=absent
-  image=$(testhost_systemd_tag)
-  spec=$(printf '%s\n' "${HOST_RUN_FLAGS[*]} ${SYSTEMD_RUN_FLAGS[*]}" | sha256sum | cut -c1-12)
+  local n=$SYSTEMD_HOST d=$SYSTEMD_HOST_DIR i
   mkdir -p "$d"; chmod 700 "$d"
-  docker container inspect "$n" >/dev/null 2>&1 && state=$(docker container inspect -f '{{.State.Status}}' "$n")
-  if [ "$state" != absent ] && [ "$(docker inspect -f '{{.Config.Image}} {{index .Config.Labels "opspilot-test.spec"}}' "$n")" != "$image $spec" ]; then
-    log "$n runs an older image or with other flags: recreating"; docker rm -f "$n" >/dev/null; state=absent
-  fi
-  case "$state" in
-    running) ;;
-    paused) docker unpause "$n" >/dev/null ;;
-    absent)
-      log "starting systemd host $n ($SYSTEMD_HOST_IP)"
-      docker run -d --name "$n" --hostname "$n" --network "$NET_NAME" --ip "$SYSTEMD_HOST_IP" \
-        "${HOST_RUN_FLAGS[@]}" "${SYSTEMD_RUN_FLAGS[@]}" --label opspilot-test=1 --label "opspilot-test.spec=$spec" \
-        "$image" >/dev/null ;;
-    *) docker start "$n" >/dev/null ;;
-  esac
-  local i
+  _ensure_container "$n" "$SYSTEMD_HOST_IP" "$(testhost_systemd_tag)" "${HOST_RUN_FLAGS[@]}" "${SYSTEMD_RUN_FLAGS[@]}"
   for i in $(seq 1 60); do
     case "$(docker exec "$n" systemctl is-system-running 2>/dev/null)" in running|degraded) break ;; esac
     sleep 0.5
