@@ -167,6 +167,14 @@ impl EnvironmentMutation {
             .map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
+
+    /// Cancels a task: one waiting in the inbox ends at once (its ticket is
+    /// cancelled); a running one has its hooks stopped on the hosts and ends
+    /// with `install_task_cancelled`.
+    async fn cancel_install(&self, ctx: &Context<'_>, environment: String, task_id: Uuid, reason: Option<String>) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.cancel_install(&command_ctx(ctx)?, &environment, task_id, reason)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
 }
 
 /// One item of live install progress: a task or node-step event

@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
         .route("/environments/{id}/install/tasks", get(list_tasks))
         .route("/environments/{id}/install/tasks/{task_id}", get(get_task))
         .route("/environments/{id}/install/tasks/{task_id}/logs", get(task_logs))
+        .route("/environments/{id}/install/tasks/{task_id}/cancel", post(cancel_task))
         .route("/environments/{id}/health/check", post(health_check))
         .route("/deploy/targets/{id}/compose/ps", get(compose_ps))
         .route("/deploy/targets/{id}/compose/logs", get(compose_logs))
@@ -228,6 +229,17 @@ async fn apply_install(State(s): State<AppState>, meta: RequestMeta, Path(id): P
 
 async fn rollback_install(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<InstallApplyBody>) -> ApiResult {
     let h = s.run(meta.lang, s.commands.apply_install(&meta.command_context()?, &id, b.preview_ref.as_deref(), b.confirm, true)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+async fn cancel_task(State(s): State<AppState>, meta: RequestMeta, Path((id, task_id)): Path<(String, Uuid)>, Body(b): Body<CancelBody>) -> ApiResult {
+    let h = s.run(meta.lang, s.commands.cancel_install(&meta.command_context()?, &id, task_id, b.reason)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }

@@ -34,7 +34,7 @@ impl Commands {
             n += 1;
             if facts.binding.scope_type == ScopeType::Install {
                 if let Some(env) = facts.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok()) {
-                    let _ = self.decide_install_ticket(&ctx, env, ticket, false, uuid::Uuid::nil(), None, true).await;
+                    let _ = self.decide_install_ticket(&ctx, env, ticket, "expired", uuid::Uuid::nil(), None).await;
                 }
             }
             if facts.binding.scope_type == ScopeType::Release {
@@ -52,7 +52,7 @@ impl Commands {
 }
 
 impl Commands {
-    async fn ticket(&self, ticket: &str) -> Result<ApprovalTicket> {
+    pub(crate) async fn ticket(&self, ticket: &str) -> Result<ApprovalTicket> {
         let (t, _) = self.load::<ApprovalTicket>(&stream_id_of::<ApprovalTicket>(ticket)).await?;
         if t.facts.is_none() {
             return Err(DomainError::new(ErrorCode::ApprovalTicketNotFound, format!("ticket {ticket} does not exist")).into());
@@ -184,7 +184,7 @@ impl Commands {
         if facts.binding.scope_type == ScopeType::Install {
             let env = facts.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok());
             let env = env.ok_or_else(|| DomainError::new(ErrorCode::ApprovalTicketScopeMismatch, "the ticket names no environment"))?;
-            let position = self.decide_install_ticket(ctx, env, ticket, approve, p.user_id, comment, false).await?;
+            let position = self.decide_install_ticket(ctx, env, ticket, if approve { "approved" } else { "rejected" }, p.user_id, comment).await?;
             return Ok(Handled { result: handled.result, position });
         }
         // Hand the decision to the release the ticket was raised for.
@@ -248,7 +248,7 @@ impl Commands {
             }
             "install" => {
                 let Some(env) = d.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok()) else { return Ok(()) };
-                self.decide_install_ticket(&ctx, env, &d.ticket, d.status == "approved", by, d.comment.clone(), d.status == "expired").await?;
+                self.decide_install_ticket(&ctx, env, &d.ticket, &d.status, by, d.comment.clone()).await?;
             }
             _ => {}
         }

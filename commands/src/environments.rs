@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::stream::{self, StreamExt};
 use opspilot_bundle::Bundle;
 use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket, RiskLevel, ScopeType, TicketBinding};
-use opspilot_domain::environment::{check_node_counts, Environment, EnvironmentCommand, EnvironmentFacts, InstallPlan, NodeBinding, PlannedStep};
+use opspilot_domain::environment::{check_node_counts, Environment, EnvironmentCommand, EnvironmentFacts, InstallPlan, NodeBinding, PlannedStep, TaskPhase};
 use opspilot_domain::host::Host;
 use opspilot_domain::release::ApprovalDecision;
 use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope, ResourceName};
@@ -386,19 +386,21 @@ impl Commands {
         Ok(handled)
     }
 
-    /// Hands an inbox decision to the environment whose task waits for it.
-    pub(crate) async fn decide_install_ticket(&self, ctx: &CommandContext, environment_id: Uuid, ticket: &str, approved: bool, by: Uuid, comment: Option<String>, expired: bool) -> Result<i64> {
+    /// Hands an inbox decision (`approved`, `rejected`, `expired` or
+    /// `cancelled`) to the environment whose task waits for it.
+    pub(crate) async fn decide_install_ticket(&self, ctx: &CommandContext, environment_id: Uuid, ticket: &str, decision: &str, by: Uuid, comment: Option<String>) -> Result<i64> {
         let stream = stream_id_of::<Environment>(environment_id);
         let (e, _) = self.load::<Environment>(&stream).await?;
         if e.id.is_none() {
             return Err(DomainError::new(ErrorCode::EnvironmentNotFound, "environment does not exist").into());
         }
-        let cmd = if approved {
-            EnvironmentCommand::ApproveTask { ticket: ticket.to_string(), by }
-        } else if expired {
-            EnvironmentCommand::EndPendingTask { ticket: ticket.to_string(), error_key: ErrorCode::ApprovalTicketExpired, summary: format!("approval ticket {ticket} expired") }
-        } else {
-            EnvironmentCommand::EndPendingTask { ticket: ticket.to_string(), error_key: ErrorCode::ApprovalRejected, summary: comment.unwrap_or_else(|| "rejected".into()) }
+        let ticket = ticket.to_string();
+        let approved = decision == "approved";
+        let cmd = match decision {
+            "approved" => EnvironmentCommand::ApproveTask { ticket, by },
+            "expired" => EnvironmentCommand::EndPendingTask { summary: format!("approval ticket {ticket} expired"), ticket, error_key: ErrorCode::ApprovalTicketExpired },
+            "cancelled" => EnvironmentCommand::EndPendingTask { ticket, error_key: ErrorCode::InstallTaskCancelled, summary: comment.unwrap_or_else(|| "cancelled".into()) },
+            _ => EnvironmentCommand::EndPendingTask { ticket, error_key: ErrorCode::ApprovalRejected, summary: comment.unwrap_or_else(|| "rejected".into()) },
         };
         let task = e.active.as_ref().map(|a| a.task_id);
         let h = self.execute::<Environment>(ctx, "environment.install_decision", &stream, &env_scope(&e), |s| s.decide_clone(&cmd), |_| json!({})).await?;
@@ -408,6 +410,33 @@ impl Commands {
             }
         }
         Ok(h.position)
+    }
+
+    /// Cancels a task: one waiting in the inbox ends at once (its ticket is
+    /// cancelled first, so the inbox never offers it again); a running one is
+    /// asked to stop, and its runner stops the hooks on the hosts and ends it
+    /// with `install_task_cancelled`. What already ran stays on the hosts.
+    pub async fn cancel_install(&self, ctx: &CommandContext, env: &str, task_id: Uuid, reason: Option<String>) -> Result<Handled> {
+        self.authorize(ctx, "environment:install", "environment.install_cancel").await?;
+        let e = self.visible_environment(ctx, env).await?;
+        let id = e.id.unwrap();
+        let by = ctx.principal()?.user_id;
+        let reason = reason.map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).unwrap_or_else(|| "cancelled".into());
+        if reason.len() > 1024 {
+            return Err(DomainError::validation("reason", "at most 1024 bytes").into());
+        }
+        let waiting_ticket = e.active.as_ref().filter(|a| a.task_id == task_id && a.phase == TaskPhase::PendingApproval).and_then(|a| a.approval_ticket.clone());
+        if let Some(ticket) = &waiting_ticket {
+            let t = self.ticket(ticket).await?;
+            let scope = t.scope().ok_or_else(|| DomainError::new(ErrorCode::ApprovalTicketNotFound, format!("ticket {ticket} does not exist")))?;
+            let cancel = ApprovalCommand::Cancel { by, reason: Some(reason.clone()), now: ctx.now };
+            self.execute::<ApprovalTicket>(ctx, "approval.cancel", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cancel), |_| json!({})).await?;
+        }
+        let cmd = EnvironmentCommand::CancelTask { task_id, by, reason };
+        let answer = json!({ "task_id": task_id, "environment_id": id, "status": if waiting_ticket.is_some() { "failed" } else { "cancelling" } });
+        let handled = self.execute::<Environment>(ctx, "environment.install_cancel", &stream_id_of::<Environment>(id), &env_scope(&e), |s| s.decide_clone(&cmd), |_| answer.clone()).await?;
+        self.stop_install_task(task_id);
+        Ok(handled)
     }
 
     /// Checks every node of an environment now: SSH with the pinned key and,

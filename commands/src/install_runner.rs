@@ -24,6 +24,7 @@ use opspilot_ssh::{OutputLine, RemoteCommand, RunOptions, SshSession, Stream, Up
 use serde::Serialize;
 use serde_json::json;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::environments::UPLOAD_STEP;
@@ -37,6 +38,9 @@ pub const TASKS_ROOT: &str = "/opt/opspilot/tasks";
 const UPLOADS_AT_ONCE: usize = 4;
 /// How much of stderr a failed step keeps in its event.
 const STDERR_EXCERPT: usize = 2048;
+/// How long a cancelled hook gets to be stopped on its host before the
+/// attempt is given up locally.
+const CANCEL_GRACE: Duration = Duration::from_secs(15);
 
 /// One hook output line, as live subscribers receive it.
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +67,15 @@ struct TaskRun {
     sessions: tokio::sync::Mutex<HashMap<Uuid, Arc<SshSession>>>,
     state: Mutex<InstallTask>,
     bundle: Bundle,
+    /// Cancelled when someone cancels the task: running hooks are stopped on
+    /// their hosts and nothing further starts.
+    stop: CancellationToken,
+}
+
+impl TaskRun {
+    fn cancelled(&self, step: Option<&PlannedStep>, host_id: Option<Uuid>) -> TaskFailure {
+        failure(step, host_id, ErrorCode::InstallTaskCancelled, "the task was cancelled".into())
+    }
 }
 
 /// The end of one node-step attempt.
@@ -80,13 +93,24 @@ impl Commands {
         if !self.running_tasks.lock().expect("running tasks").insert(task_id) {
             return;
         }
+        let stop = CancellationToken::new();
+        self.install_stops.lock().expect("install stops").insert(task_id, stop.clone());
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = me.run_install_task(environment_id, task_id).await {
+            if let Err(e) = me.run_install_task(environment_id, task_id, stop).await {
                 tracing::error!(%task_id, error = ?e, "install task could not record its outcome");
             }
+            me.install_stops.lock().expect("install stops").remove(&task_id);
             me.running_tasks.lock().expect("running tasks").remove(&task_id);
         });
+    }
+
+    /// Stops the task's hooks now if this process runs it. (A runner of
+    /// another process sees the recorded cancel before its next step.)
+    pub(crate) fn stop_install_task(&self, task_id: Uuid) {
+        if let Some(stop) = self.install_stops.lock().expect("install stops").get(&task_id) {
+            stop.cancel();
+        }
     }
 
     /// Starts the runners of the tasks that were running when OpsPilot stopped.
@@ -102,16 +126,20 @@ impl Commands {
         self.running_tasks.lock().expect("running tasks").contains(&task_id)
     }
 
-    async fn run_install_task(&self, environment_id: Uuid, task_id: Uuid) -> Result<()> {
+    async fn run_install_task(&self, environment_id: Uuid, task_id: Uuid, stop: CancellationToken) -> Result<()> {
         let stream = stream_id_of::<Environment>(environment_id);
         let (env, _) = self.load::<Environment>(&stream).await?;
         let Some(active) = env.active.clone().filter(|a| a.task_id == task_id && a.phase == TaskPhase::Running) else { return Ok(()) };
+        // Cancelled while OpsPilot was down: it ends without running anything more.
+        if active.cancel_requested {
+            stop.cancel();
+        }
         let started = Instant::now();
         let scope = EventScope {
             environment_id: Some(environment_id.to_string()),
             ..EventScope::resource("install_task", task_id).in_project(env.project_id.unwrap()).in_team(env.team_id.unwrap())
         };
-        let failure = match self.prepare_run(&env, task_id, active.plan.clone(), scope.clone()).await {
+        let failure = match self.prepare_run(&env, task_id, active.plan.clone(), scope.clone(), stop).await {
             Ok(run) => self.run_plan(Arc::new(run)).await,
             Err(e) => Some(failure(None, None, e.code(), e.to_string())),
         };
@@ -122,7 +150,7 @@ impl Commands {
         Ok(())
     }
 
-    async fn prepare_run(&self, env: &Environment, task_id: Uuid, plan: InstallPlan, scope: EventScope) -> Result<TaskRun> {
+    async fn prepare_run(&self, env: &Environment, task_id: Uuid, plan: InstallPlan, scope: EventScope, stop: CancellationToken) -> Result<TaskRun> {
         let root = self.install.script_root.clone();
         let bundle = tokio::task::spawn_blocking(move || Bundle::load(&root)).await.map_err(|_| DomainError::new(ErrorCode::InternalError, "bundle load"))??;
         if bundle.index.bundle_version != plan.manifest_version {
@@ -140,11 +168,15 @@ impl Commands {
             sessions: tokio::sync::Mutex::new(HashMap::new()),
             state: Mutex::new(state),
             bundle,
+            stop,
         })
     }
 
     async fn run_plan(&self, run: Arc<TaskRun>) -> Option<TaskFailure> {
         for step in run.plan.steps.clone() {
+            if self.cancel_seen(&run).await {
+                return Some(run.cancelled(Some(&step), None));
+            }
             let todo: Vec<Uuid> = {
                 let state = run.state.lock().expect("task state");
                 step.host_ids.iter().copied().filter(|h| !state.succeeded(step.step_index, *h)).collect()
@@ -165,6 +197,19 @@ impl Commands {
         None
     }
 
+    /// Whether the task was cancelled: by this process, or as recorded on the
+    /// environment (by another process, or before a restart).
+    async fn cancel_seen(&self, run: &TaskRun) -> bool {
+        if run.stop.is_cancelled() {
+            return true;
+        }
+        let recorded = self.load::<Environment>(&stream_id_of::<Environment>(run.environment_id)).await;
+        if recorded.is_ok_and(|(e, _)| e.active.is_some_and(|a| a.task_id == run.task_id && a.cancel_requested)) {
+            run.stop.cancel();
+        }
+        run.stop.is_cancelled()
+    }
+
     /// Runs one node-step with its retries; `Some` when it failed for good.
     async fn run_node_step(&self, run: &TaskRun, step: &PlannedStep, host_id: Uuid) -> Option<TaskFailure> {
         // Attempts and failures made before a restart count too: a hook with
@@ -174,6 +219,9 @@ impl Commands {
             (state.next_attempt(step.step_index, host_id), state.failed_attempts(step.step_index, host_id))
         };
         loop {
+            if run.stop.is_cancelled() {
+                return Some(run.cancelled(Some(step), Some(host_id)));
+            }
             let ns = NodeStep {
                 environment_id: run.environment_id,
                 task_id: run.task_id,
@@ -201,6 +249,8 @@ impl Commands {
                 log_lines: end.log_lines,
             };
             let error = match (&end.error, end.exit_code) {
+                // Stopped by a cancel: whatever the hook said, the step ends cancelled.
+                (_, code) if run.stop.is_cancelled() && code != Some(0) => Some(DomainError::new(ErrorCode::InstallTaskCancelled, format!("{} was stopped: the task was cancelled", step.step_name))),
                 (None, Some(0)) => None,
                 (Some(e), _) => Some(e.clone()),
                 (None, code) => {
@@ -215,7 +265,7 @@ impl Commands {
                 };
             };
             failed += 1;
-            let will_retry = failed <= step.max_retries;
+            let will_retry = failed <= step.max_retries && error.code != ErrorCode::InstallTaskCancelled;
             let stderr_excerpt = if result.stderr_excerpt.is_empty() { error.detail.clone() } else { result.stderr_excerpt.clone() };
             let exit_code = result.exit_code;
             let _ = self.task_fact(run, InstallTaskCommand::FailStep { step: ns, result: StepResult { stderr_excerpt: stderr_excerpt.clone(), ..result }, error_key: error.code, will_retry }).await;
@@ -233,7 +283,10 @@ impl Commands {
             if matches!(error.code, ErrorCode::SshUnreachable | ErrorCode::SshAuthFailed | ErrorCode::SshHostKeyMismatch) {
                 run.sessions.lock().await.remove(&host_id);
             }
-            tokio::time::sleep(Duration::from_millis(500 * u64::from(failed))).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500 * u64::from(failed))) => {}
+                _ = run.stop.cancelled() => {}
+            }
             attempt += 1;
         }
     }
@@ -276,10 +329,19 @@ impl Commands {
     /// One attempt of a node-step: the upload step or a hook.
     async fn attempt(&self, run: &TaskRun, step: &PlannedStep, host_id: Uuid, attempt: u32) -> AttemptEnd {
         let mut log = LogSink::new(self, run.environment_id, run.task_id, step.step_index, host_id, attempt);
-        let outcome = match self.session(run, host_id).await {
-            Err(e) => Err(e),
-            Ok(session) if step.step_name == UPLOAD_STEP && step.hook_path.is_empty() => self.upload_bundle(run, &session, host_id, &mut log).await,
-            Ok(session) => self.run_hook(run, &session, step, host_id, attempt, &mut log).await,
+        let work = async {
+            match self.session(run, host_id).await {
+                Err(e) => Err(e),
+                Ok(session) if step.step_name == UPLOAD_STEP && step.hook_path.is_empty() => self.upload_bundle(run, &session, host_id, &mut log).await,
+                Ok(session) => self.run_hook(run, &session, step, host_id, attempt, &mut log).await,
+            }
+        };
+        // A hook stops itself on a cancel (its process group is killed on the
+        // host); an upload or connection in flight is dropped.
+        let outcome = tokio::select! {
+            biased;
+            outcome = work => outcome,
+            _ = async { run.stop.cancelled().await; tokio::time::sleep(CANCEL_GRACE).await } => Err(DomainError::new(ErrorCode::InstallTaskCancelled, "stopped: the task was cancelled")),
         };
         let (outputs, log_lines) = log.finish().await;
         match outcome {
@@ -365,7 +427,7 @@ impl Commands {
         .collect();
         let cmd = RemoteCommand { argv: vec!["bash".into(), format!("{SCRIPT_ROOT}/{}", step.hook_path)], env, workdir: Some(workdir) };
         let shell = cmd.to_shell().map_err(|e| DomainError::new(e.code(), e.to_string()))?;
-        let opts = RunOptions { timeout: Duration::from_secs(step.timeout_seconds), cancel: None, sudo: !session.is_root() };
+        let opts = RunOptions { timeout: Duration::from_secs(step.timeout_seconds), cancel: Some(run.stop.clone()), sudo: !session.is_root() };
         let outcome = session.run(&shell, &opts, &mut |l: OutputLine| log.push(l.stream, l.line)).await;
         match outcome {
             Ok(o) => Ok((o.exit_code.map(i64::from), o.stderr_tail)),

@@ -91,6 +91,8 @@ pub struct Commands {
     pub rollout_deadline: std::time::Duration,
     /// Install tasks and release executions this process runs now.
     pub running_tasks: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<Uuid>>>,
+    /// The stop switch of every install task this process runs.
+    pub install_stops: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, tokio_util::sync::CancellationToken>>>,
 }
 
 /// When a release needs approval: its env is one of `envs`, or its risk is at
@@ -131,6 +133,7 @@ impl Commands {
             rollout_deadline: releases::ROLLOUT_DEADLINE,
             live_logs: tokio::sync::broadcast::channel(8192).0,
             running_tasks: Default::default(),
+            install_stops: Default::default(),
         }
     }
 

@@ -136,6 +136,9 @@ pub enum EnvironmentCommand {
     EndPendingTask { ticket: String, error_key: ErrorCode, summary: String },
     /// The task finished; `failure` is `None` on success.
     FinishTask { task_id: Uuid, failure: Option<TaskFailure>, duration_ms: i64 },
+    /// Someone stops a task: one waiting for approval ends at once, a running
+    /// one is asked to stop (its runner ends it as cancelled).
+    CancelTask { task_id: Uuid, by: Uuid, reason: String },
     /// Removes the environment from OpsPilot (nothing on its hosts changes).
     Delete,
 }
@@ -187,6 +190,10 @@ pub enum EnvironmentEvent {
     InstallRollbackSucceeded { environment_id: Uuid, task_id: Uuid, runtime_type: String, manifest_version: String, duration_ms: i64 },
     #[serde(rename = "environment.install_rollback_failed")]
     InstallRollbackFailed { environment_id: Uuid, task_id: Uuid, runtime_type: String, manifest_version: String, #[serde(flatten)] failure: TaskFailure, duration_ms: i64 },
+    /// A running task was asked to stop; the runner stops its hooks and ends
+    /// it with `install_task_cancelled`.
+    #[serde(rename = "environment.install_cancel_requested")]
+    InstallCancelRequested { environment_id: Uuid, task_id: Uuid, action: String, requested_by: Uuid, reason: String },
     #[serde(rename = "environment.deleted")]
     Deleted { environment_id: Uuid, name: ResourceName },
 }
@@ -197,6 +204,7 @@ impl DomainEvent for EnvironmentEvent {
             EnvironmentEvent::InstallRequested { .. } | EnvironmentEvent::InstallStarted { .. } | EnvironmentEvent::InstallRollbackStarted { .. } => EventStatus::Running,
             EnvironmentEvent::InstallFailed { .. } | EnvironmentEvent::InstallRollbackFailed { .. } => EventStatus::Failed,
             EnvironmentEvent::InstallPreviewed { warnings, .. } if !warnings.is_empty() => EventStatus::Warning,
+            EnvironmentEvent::InstallCancelRequested { .. } => EventStatus::Warning,
             _ => EventStatus::Success,
         }
     }
@@ -204,7 +212,7 @@ impl DomainEvent for EnvironmentEvent {
         match self {
             EnvironmentEvent::InstallRollbackFailed { .. } => Severity::Critical,
             EnvironmentEvent::InstallFailed { .. } => Severity::High,
-            EnvironmentEvent::InstallRollbackStarted { .. } => Severity::Medium,
+            EnvironmentEvent::InstallRollbackStarted { .. } | EnvironmentEvent::InstallCancelRequested { .. } => Severity::Medium,
             _ => Severity::Info,
         }
     }
@@ -233,6 +241,8 @@ pub struct ActiveTask {
     pub plan: InstallPlan,
     pub phase: TaskPhase,
     pub approval_ticket: Option<String>,
+    /// Someone asked the running task to stop.
+    pub cancel_requested: bool,
 }
 
 /// An environment as decisions need it.
@@ -458,6 +468,19 @@ impl Aggregate for Environment {
                     _ => Err(DomainError::new(ErrorCode::InstallTaskStateInvalid, format!("task {task_id} is not running"))),
                 }
             }
+            EnvironmentCommand::CancelTask { task_id, by, reason } => {
+                let environment_id = self.existing()?;
+                match &self.active {
+                    Some(a) if a.task_id == task_id && a.phase == TaskPhase::PendingApproval => {
+                        let failure = TaskFailure { step_name: None, step_index: None, host_id: None, exit_code: None, stderr_excerpt: reason, error_key: ErrorCode::InstallTaskCancelled.key().into() };
+                        Ok(vec![Self::ended(environment_id, task_id, &a.plan, Some(failure), 0)])
+                    }
+                    Some(a) if a.task_id == task_id && a.cancel_requested => Ok(vec![]),
+                    Some(a) if a.task_id == task_id => Ok(vec![EnvironmentEvent::InstallCancelRequested { environment_id, task_id, action: a.plan.action.clone(), requested_by: by, reason }]),
+                    _ if self.tasks.contains_key(&task_id) => Err(DomainError::new(ErrorCode::InstallTaskStateInvalid, format!("task {task_id} has ended already"))),
+                    _ => Err(DomainError::new(ErrorCode::InstallTaskNotFound, format!("task {task_id} is not a task of this environment"))),
+                }
+            }
             EnvironmentCommand::Delete => {
                 let environment_id = self.existing()?;
                 if let Some(a) = &self.active {
@@ -491,7 +514,7 @@ impl Aggregate for Environment {
                     p.consumed = true;
                 }
                 self.tasks.insert(*task_id, plan.clone());
-                self.active = Some(ActiveTask { task_id: *task_id, plan: plan.clone(), phase: TaskPhase::PendingApproval, approval_ticket: approval_ticket.clone() });
+                self.active = Some(ActiveTask { task_id: *task_id, plan: plan.clone(), phase: TaskPhase::PendingApproval, approval_ticket: approval_ticket.clone(), cancel_requested: false });
             }
             EnvironmentEvent::InstallStarted { approval_ticket, .. } | EnvironmentEvent::InstallRollbackStarted { approval_ticket, .. } => {
                 if let Some(a) = self.active.as_mut() {
@@ -519,6 +542,11 @@ impl Aggregate for Environment {
             EnvironmentEvent::InstallRollbackSucceeded { .. } => {
                 self.finish();
                 self.status = EnvironmentStatus::Draft;
+            }
+            EnvironmentEvent::InstallCancelRequested { .. } => {
+                if let Some(a) = self.active.as_mut() {
+                    a.cancel_requested = true;
+                }
             }
             EnvironmentEvent::Deleted { .. } => self.deleted = true,
             EnvironmentEvent::InstallRollbackFailed { .. } => {
@@ -659,5 +687,34 @@ mod tests {
         let env = Environment::fold(history.iter());
         assert_eq!(env.status, EnvironmentStatus::Draft, "a task that never ran leaves the status alone");
         assert!(env.active.is_none());
+    }
+    #[test]
+    fn a_cancel_ends_a_waiting_task_and_asks_a_running_one_to_stop() {
+        let cancel = || EnvironmentCommand::CancelTask { task_id: Uuid::max(), by: Uuid::nil(), reason: "wrong window".into() };
+        // Waiting for approval: ended at once, unrun.
+        let mut waiting = vec![created("compose"), previewed("install")];
+        let approval = ApprovalDecision::Required { ticket: "inst-appr-1".into(), risk_level: RiskLevel::High };
+        let cmd = EnvironmentCommand::RequestInstall { task_id: Uuid::max(), preview_ref: "inst-prev-1".into(), presented_binding_hash: "a".repeat(64), now: t(1), approval };
+        waiting.extend(Environment::fold(waiting.iter()).decide(cmd).unwrap());
+        let ended = Environment::fold(waiting.iter()).decide(cancel()).unwrap();
+        assert!(matches!(&ended[..], [EnvironmentEvent::InstallFailed { failure, .. }] if failure.error_key == "install_task_cancelled"), "{ended:?}");
+        waiting.extend(ended);
+        let env = Environment::fold(waiting.iter());
+        assert!(env.active.is_none());
+        assert_eq!(env.status, EnvironmentStatus::Draft);
+        assert!(env.decided_tickets.contains(&"inst-appr-1".to_string()), "a late decision of the ticket changes nothing");
+        given::<Environment>(waiting).when(cancel()).then_expect_error(ErrorCode::InstallTaskStateInvalid);
+
+        // Running: asked to stop once; the runner ends it.
+        let mut running = vec![created("compose"), previewed("install")];
+        running.extend(Environment::fold(running.iter()).decide(request(&"a".repeat(64), 1)).unwrap());
+        let asked = Environment::fold(running.iter()).decide(cancel()).unwrap();
+        assert!(matches!(&asked[..], [EnvironmentEvent::InstallCancelRequested { reason, .. }] if reason == "wrong window"), "{asked:?}");
+        running.extend(asked);
+        assert!(Environment::fold(running.iter()).active.unwrap().cancel_requested);
+        given::<Environment>(running).when(cancel()).then_expect_events(vec![]);
+
+        let other = EnvironmentCommand::CancelTask { task_id: Uuid::nil(), by: Uuid::nil(), reason: String::new() };
+        given::<Environment>(vec![created("compose")]).when(other).then_expect_error(ErrorCode::InstallTaskNotFound);
     }
 }

@@ -81,6 +81,7 @@ dictionary! {
     NodeRoleInvalid = 32017, "node_role_invalid", 422, "node role invalid", "Roles are control_plane, worker, compose_manager or compose_worker, matching the runtime.", "节点角色无效，应为 control_plane、worker、compose_manager 或 compose_worker";
     InsufficientNodes = 32018, "insufficient_nodes", 422, "insufficient nodes", "The runtime needs more nodes of a role; bind more hosts.", "节点数量不足，请绑定更多主机";
     SshHostKeyMismatch = 32019, "ssh_host_key_mismatch", 502, "ssh host key changed", "The host presented a key other than the pinned one; an admin must verify and re-trust it.", "主机密钥与已固定的不一致，需管理员核实后重新信任";
+    InstallTaskCancelled = 32020, "install_task_cancelled", 409, "install task cancelled", "The task was cancelled; what ran stays on the hosts: repair or roll back, or preview again.", "安装任务已取消，已执行的部分保留在主机上：可修复、回滚或重新预览";
     // 33xxx clusters and certificates
     ClusterNotFound = 33001, "cluster_not_found", 404, "cluster not found", "Check the cluster id or name.", "集群不存在，请检查集群 ID 或名称";
     ClusterConnectionNotFound = 33002, "cluster_connection_not_found", 404, "cluster connection not found", "The cluster has no stored connection; import one.", "集群没有可用的连接信息，请先导入";

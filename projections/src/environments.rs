@@ -131,6 +131,9 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
                 tx.execute("UPDATE environments SET status = $2, updated_at = $3 WHERE id = $1", &[&uuid("environment_id"), &s, &at]).await?;
             }
         }
+        "environment.install_cancel_requested" => {
+            tx.execute("UPDATE install_tasks SET status = 'cancelling' WHERE id = $1 AND status = 'running'", &[&uuid("task_id")]).await?;
+        }
         "environment.install_step_started" => {
             tx.execute(
                 "INSERT INTO install_task_steps (task_id, step_index, host_id, attempt, step_name, status, started_at)
@@ -358,6 +361,7 @@ pub struct TaskView {
     pub runtime_type: String,
     pub manifest_version: String,
     pub preview_ref: String,
+    /// pending_approval | running | cancelling | succeeded | failed | rolled_back
     pub status: String,
     pub approval_ticket: Option<String>,
     /// Index of the first step not finished (the one running), or the count when all are.
@@ -483,7 +487,7 @@ pub async fn task(pool: &Pool, p: &Principal, environment_id: Uuid, task_id: Uui
 /// Tasks that were running (or started after approval) when OpsPilot stopped.
 pub async fn unfinished_tasks(pool: &Pool) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
     let c = pool.get().await?;
-    let rows = c.query("SELECT id, environment_id FROM install_tasks WHERE status = 'running' ORDER BY requested_at", &[]).await?;
+    let rows = c.query("SELECT id, environment_id FROM install_tasks WHERE status IN ('running', 'cancelling') ORDER BY requested_at", &[]).await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }
 

@@ -502,6 +502,58 @@ async fn a_failing_hook_fails_its_step_with_exit_code_and_stderr_and_approvals_g
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_stops_a_running_hook_on_its_host_and_ends_a_waiting_task_with_its_ticket() {
+    let dir = bundle_copy("slow-hook");
+    let hook = dir.join("hooks/preflight.sh");
+    std::fs::remove_file(&hook).unwrap();
+    std::fs::write(&hook, "#!/usr/bin/env bash\necho '[INFO] check=slow result=waiting'\nsleep 311\necho '[INFO] check=slow result=ok'\n").unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    resign(&dir);
+    let _host = HOST_LOCKS[0].lock().await;
+    let s = site(&dir).await;
+    s.add_host("cancel-host", 0, false, json!({})).await;
+    s.compose_env("env-cancel", &["cancel-host"], json!({})).await;
+
+    // Running: the hook is stopped on the host, nothing after it starts.
+    let p = s.preview("env-cancel", json!({ "action": "install" })).await;
+    let t = s.apply("env-cancel", p["preview_ref"].as_str().unwrap()).await;
+    let task_id = t["task_id"].as_str().unwrap().to_string();
+    assert!(eventually(Duration::from_secs(60), async || !on_host(0, "pgrep -f '[s]leep 311'").is_empty()).await, "the slow hook never started");
+    let by_dev = s.app.rest("POST", &format!("/api/v1/environments/env-cancel/install/tasks/{task_id}/cancel"), Some(&s.dev), Some(json!({}))).await;
+    assert_eq!(by_dev.error_key(), "permission_denied", "operators do not stop installs: {}", by_dev.body);
+    let c = s.app.rest("POST", &format!("/api/v1/environments/env-cancel/install/tasks/{task_id}/cancel"), Some(&s.admin), Some(json!({ "reason": "wrong window" }))).await;
+    assert_eq!(c.data()["status"], "cancelling", "{}", c.body);
+    let task = s.finished_task("env-cancel", &task_id).await;
+    assert_eq!((task["status"].as_str(), task["error_key"].as_str()), (Some("failed"), Some("install_task_cancelled")), "{task}");
+    let stopped = &step(&task, "preflight.sh")["nodes"][0];
+    assert_eq!(stopped["error_key"], "install_task_cancelled", "{task}");
+    assert_eq!(stopped["outputs"]["result"], "waiting", "the lines before the stop are kept: {task}");
+    assert_eq!(step(&task, "install-compose.sh")["nodes"], json!([]), "nothing after the cancelled step ran: {task}");
+    assert_eq!(on_host(0, "pgrep -f '[s]leep 311'"), "", "the hook's process is gone from the host");
+    assert_eq!(s.app.rest("GET", "/api/v1/environments/env-cancel", Some(&s.admin), None).await.data()["status"], "failed", "a cut-short install leaves the environment to repair or roll back");
+    let asked = s.app.rest("GET", "/api/v1/audit/events?action=environment.install_cancel_requested", Some(&s.admin), None).await;
+    assert_eq!(asked.data()["list"][0]["detail"]["reason"], "wrong window", "{}", asked.body);
+    let again = s.app.rest("POST", &format!("/api/v1/environments/env-cancel/install/tasks/{task_id}/cancel"), Some(&s.admin), Some(json!({}))).await;
+    assert_eq!(again.error_key(), "install_task_state_invalid", "{}", again.body);
+
+    // Waiting in the inbox: ends unrun, and the ticket is cancelled with it.
+    s.compose_env("env-cancel-prod", &["cancel-host"], json!({ "tier": "prod" })).await;
+    let p = s.preview("env-cancel-prod", json!({ "action": "preflight" })).await;
+    let t = s.apply("env-cancel-prod", p["preview_ref"].as_str().unwrap()).await;
+    let (task_id, ticket) = (t["task_id"].as_str().unwrap().to_string(), t["approval_ticket"].as_str().unwrap().to_string());
+    let c = s.app.rest("POST", &format!("/api/v1/environments/env-cancel-prod/install/tasks/{task_id}/cancel"), Some(&s.admin), Some(json!({}))).await;
+    assert_eq!(c.data()["status"], "failed", "{}", c.body);
+    let task = s.finished_task("env-cancel-prod", &task_id).await;
+    assert_eq!((task["error_key"].as_str(), &task["started_at"]), (Some("install_task_cancelled"), &Value::Null), "{task}");
+    let item = s.app.rest("GET", &format!("/api/v1/approvals/inbox/{ticket}"), Some(&s.approver), None).await;
+    assert_eq!(item.data()["item"]["status"], "cancelled", "{}", item.body);
+    let late = s.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&s.approver), Some(json!({}))).await;
+    assert_eq!(late.error_key(), "approval_ticket_decided", "a cancelled ticket cannot be approved: {}", late.body);
+    on_host(0, "rm -rf /opt/opspilot");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn install_apply_follows_the_preview_rules() {
     let s = site_with(compose_bundle(), |c| c.preview_ttl_seconds = 2).await;
     s.add_host("rules-host", 0, true, json!({})).await;
