@@ -767,6 +767,12 @@ impl CoreMutation {
     }
 
     /// Rolls an applied release back to the previous one.
+    /// Withdraws a release (or its rollback) waiting for approval; its ticket is cancelled.
+    async fn cancel_release(&self, ctx: &Context<'_>, id: Uuid, reason: Option<String>) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.cancel_release(&command_ctx(ctx)?, id, reason)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
     async fn rollback_release(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<CommandResult> {
         let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.rollback_release(&command_ctx(ctx)?, id)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)

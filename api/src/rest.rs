@@ -66,6 +66,7 @@ pub fn routes() -> Router<AppState> {
         .route("/deploy/releases/{id}/reject", post(reject_release))
         .route("/deploy/releases/{id}/timeline", get(release_timeline))
         .route("/deploy/releases/{id}/rollback", post(rollback_release))
+        .route("/deploy/releases/{id}/cancel", post(cancel_release))
         .route("/approvals/inbox/{ticket}/assign", post(assign_ticket))
         .route("/approvals/inbox/{ticket}/comment", post(comment_ticket))
         .route("/approvals/inbox", get(inbox))
@@ -627,6 +628,18 @@ async fn inbox(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Inb
 async fn rollback_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
     let r = find_release(&s, &meta, &id).await?;
     let h = s.run(meta.lang, s.commands.rollback_release(&meta.command_context()?, r.id)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct ReasonBody {
+    reason: Option<String>,
+}
+
+async fn cancel_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(body): Body<ReasonBody>) -> ApiResult {
+    let r = find_release(&s, &meta, &id).await?;
+    let h = s.run(meta.lang, s.commands.cancel_release(&meta.command_context()?, r.id, body.reason)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }

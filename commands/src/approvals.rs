@@ -236,6 +236,7 @@ impl Commands {
                 let cmd = match d.status.as_str() {
                     "approved" => ReleaseCommand::Approve { ticket: d.ticket.clone(), by },
                     "rejected" => ReleaseCommand::Reject { ticket: d.ticket.clone(), by, comment: d.comment.clone() },
+                    "cancelled" => ReleaseCommand::Cancel { reason: d.comment.clone() },
                     _ => ReleaseCommand::ExpireApproval { ticket: d.ticket.clone() },
                 };
                 let stream = stream_id_of::<Release>(release_id);

@@ -375,6 +375,37 @@ impl Commands {
     /// Rolls an applied release back: re-applies the artifact of the last
     /// release of the same service and target that was applied before it,
     /// through the inbox when the approval policy says so.
+    /// Withdraws a release (or its rollback) while it waits for approval:
+    /// its ticket is cancelled first, so the inbox never offers it again, then
+    /// the release ends `cancelled` (a withdrawn rollback leaves the applied
+    /// release as it was). The requester or an admin may; a release no longer
+    /// waiting is `release_state_invalid`.
+    pub async fn cancel_release(&self, ctx: &CommandContext, release_id: Uuid, reason: Option<String>) -> Result<Handled> {
+        self.authorize(ctx, "deploy:release:apply", "release.cancel").await?;
+        let stream = stream_id_of::<Release>(release_id);
+        let (release, _) = self.load::<Release>(&stream).await?;
+        let spec = release.spec.clone().ok_or_else(|| DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")))?;
+        let principal = ctx.principal()?.clone();
+        if !principal.sees_project(spec.project_id) {
+            return Err(DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")).into());
+        }
+        let waiting = release.approval_ticket.clone().filter(|_| release.status == opspilot_domain::release::ReleaseStatus::PendingApproval);
+        if let Some(ticket) = &waiting {
+            use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket};
+            let t = self.ticket(ticket).await?;
+            let requested_by = t.facts.as_ref().map(|f| f.requested_by);
+            if requested_by != Some(principal.user_id) && !principal.is_admin() {
+                return Err(DomainError::new(ErrorCode::PermissionDenied, "only the requester or an admin may withdraw a release").into());
+            }
+            let scope = t.scope().ok_or_else(|| DomainError::new(ErrorCode::ApprovalTicketNotFound, format!("ticket {ticket} does not exist")))?;
+            let cancel = ApprovalCommand::Cancel { by: principal.user_id, reason: reason.clone(), now: ctx.now };
+            self.execute::<ApprovalTicket>(ctx, "approval.cancel", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cancel), |_| json!({})).await?;
+        }
+        let cmd = ReleaseCommand::Cancel { reason };
+        let scope = self.release_scope(release_id, &release)?;
+        self.execute::<Release>(ctx, "release.cancel", &stream, &scope, |s| s.decide_clone(&cmd), |_| json!({ "release_id": release_id, "status": "cancelled" })).await
+    }
+
     pub async fn rollback_release(&self, ctx: &CommandContext, release_id: Uuid) -> Result<Handled> {
         self.authorize(ctx, "deploy:release:apply", "release.rollback").await?;
         let stream = stream_id_of::<Release>(release_id);

@@ -324,9 +324,9 @@ pub async fn undelivered_decisions(pool: &Pool, settle_for: chrono::Duration) ->
     let rows = c
         .query(
             "SELECT i.ticket, i.scope_type, i.scope_id, i.environment_id, i.status, coalesce(i.approved_by, i.rejected_by),
-                (SELECT a.comment FROM approval_inbox_actions a WHERE a.ticket = i.ticket AND a.action = 'approval.ticket_rejected' ORDER BY a.position DESC LIMIT 1)
+                (SELECT a.comment FROM approval_inbox_actions a WHERE a.ticket = i.ticket AND a.action IN ('rejected', 'cancelled') ORDER BY a.position DESC LIMIT 1)
              FROM approval_inbox_items i
-             WHERE (i.status IN ('approved', 'rejected', 'expired') OR (i.status = 'cancelled' AND i.scope_type = 'install')) AND i.updated_at < $1 AND (
+             WHERE i.status IN ('approved', 'rejected', 'expired', 'cancelled') AND i.updated_at < $1 AND (
                 EXISTS (SELECT 1 FROM deploy_releases r WHERE r.approval_ticket = i.ticket AND r.status = 'pending_approval')
                 OR EXISTS (SELECT 1 FROM install_tasks t WHERE t.approval_ticket = i.ticket AND t.status = 'pending_approval'))
              ORDER BY i.updated_at LIMIT 100",

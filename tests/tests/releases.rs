@@ -602,3 +602,51 @@ async fn a_decision_recorded_in_the_inbox_but_never_handed_on_reaches_its_releas
     let approved = timeline.data()["list"].as_array().unwrap().iter().filter(|e| e["action"] == "release.approved").count();
     assert_eq!(approved, 1, "delivered once: {}", timeline.body);
 }
+
+#[tokio::test]
+async fn the_requester_withdraws_a_waiting_release_and_its_ticket_goes_with_it() {
+    let w = world().await;
+    let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
+    let p = preview(&w, &w.dev, "v8").await;
+    let a = apply(&w, &w.dev, Some(&p["preview_ref"]), "v8").await;
+    let (id, ticket) = (a.data()["release_id"].as_str().unwrap().to_string(), a.data()["approval_ticket"].as_str().unwrap().to_string());
+
+    let by_other = w.app.rest("POST", &format!("/api/v1/deploy/releases/{id}/cancel"), Some(&approver), Some(json!({}))).await;
+    assert_eq!(by_other.error_key(), "permission_denied", "{}", by_other.body);
+    let c = w.app.rest("POST", &format!("/api/v1/deploy/releases/{id}/cancel"), Some(&w.dev), Some(json!({ "reason": "wrong tag" }))).await;
+    assert_eq!(c.data()["status"], "cancelled", "{}", c.body);
+    let view = wait_status(&w, &w.dev, &id, "cancelled").await;
+    assert_eq!(view["approval_ticket"], ticket.as_str());
+    let item = w.app.rest("GET", &format!("/api/v1/approvals/inbox/{ticket}"), Some(&approver), None).await;
+    assert_eq!(item.data()["item"]["status"], "cancelled", "{}", item.body);
+    let late = w.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&approver), Some(json!({}))).await;
+    assert_eq!(late.error_key(), "approval_ticket_decided", "{}", late.body);
+    let actions = timeline(&w, &w.dev, &id).await;
+    assert!(actions.iter().any(|a| a == "approval.ticket_cancelled") && !actions.iter().any(|a| a == "release.applying"), "{actions:?}");
+    let kube = env::kube_admin().await;
+    assert!(Api::<Deployment>::namespaced(kube, &w.namespace).get_opt("svc-a").await.unwrap().is_none(), "nothing was applied");
+    // Nothing waits any more.
+    let again = w.app.rest("POST", &format!("/api/v1/deploy/releases/{id}/cancel"), Some(&w.dev), Some(json!({}))).await;
+    assert_eq!(again.data()["status"], "cancelled", "withdrawing twice changes nothing: {}", again.body);
+}
+
+#[tokio::test]
+async fn a_cancel_recorded_on_the_ticket_alone_reaches_its_release() {
+    use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket};
+    use opspilot_domain::{stream_id_of, Aggregate};
+    let w = world_with(|c| c.scheduler_interval_ms = 200).await;
+    let p = preview(&w, &w.dev, "v9").await;
+    let a = apply(&w, &w.dev, Some(&p["preview_ref"]), "v9").await;
+    let (id, ticket) = (a.data()["release_id"].as_str().unwrap().to_string(), a.data()["approval_ticket"].as_str().unwrap().to_string());
+    // What OpsPilot leaves when it stops between cancelling the ticket and the release.
+    let commands = &w.app.running.state.commands;
+    let (t, _) = commands.load::<ApprovalTicket>(&stream_id_of::<ApprovalTicket>(&ticket)).await.unwrap();
+    let cmd = ApprovalCommand::Cancel { by: opspilot_commands::ids::id_for("user", "dev_user"), reason: Some("wrong tag".into()), now: chrono::Utc::now() };
+    let ctx = opspilot_commands::CommandContext::system(opspilot_domain::Source::ApprovalInbox);
+    commands.execute::<ApprovalTicket>(&ctx, "test", &stream_id_of::<ApprovalTicket>(&ticket), &t.scope().unwrap(), |s| s.decide(cmd.clone()), |_| json!({})).await.unwrap();
+    let view = wait_status(&w, &w.dev, &id, "cancelled").await;
+    assert_eq!(view["status"], "cancelled");
+    let t = w.app.rest("GET", &format!("/api/v1/deploy/releases/{id}/timeline"), Some(&w.dev), None).await;
+    let ended = t.data()["list"].as_array().unwrap().iter().find(|e| e["detail"]["error_key"] == "release_cancelled").cloned().unwrap_or_else(|| panic!("{}", t.body));
+    assert!(ended.to_string().contains("wrong tag"), "the reason is carried over: {ended}");
+}
