@@ -48,10 +48,17 @@ build_testhost_systemd_image() {
   rm -rf "$root"; mkdir -p "$root"
   tar -C "$root" -xf "$IMG_CACHE/testhost-rootfs-${base#*:}.tar"
   install -m 0755 "$ENV_ROOT/images/testhost-systemd-setup.sh" "$root/tmp/testhost-systemd-setup.sh"
+  # apt-get runs in the chroot: it needs this machine's name resolution and its
+  # Acquire settings (a mirror may serve Release files past their Valid-Until).
+  cp -f /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
+  local conf
+  for conf in $(grep -l '^Acquire' /etc/apt/apt.conf.d/* 2>/dev/null); do
+    cp -f "$conf" "$root/etc/apt/apt.conf.d/opspilot-host-$(basename "$conf")"
+  done
   log "adding systemd to a copy of the test-host rootfs"
   chroot "$root" /tmp/testhost-systemd-setup.sh >"$LOGS/testhost-systemd-setup.log" 2>&1 \
     || { tail -20 "$LOGS/testhost-systemd-setup.log" >&2; rm -rf "$root"; die "adding systemd to the test-host rootfs failed"; }
-  rm -f "$root/tmp/testhost-systemd-setup.sh"
+  rm -f "$root/tmp/testhost-systemd-setup.sh" "$root"/etc/apt/apt.conf.d/opspilot-host-*
   log "docker import the systemd test host as $tag"
   tar -C "$root" --numeric-owner -c . | docker import -c 'CMD ["/sbin/init"]' -c 'ENV container=docker' - "$tag" >/dev/null
   rm -rf "$root"
