@@ -506,7 +506,14 @@ async fn a_cancel_stops_a_running_hook_on_its_host_and_ends_a_waiting_task_with_
     let dir = bundle_copy("slow-hook");
     let hook = dir.join("hooks/preflight.sh");
     std::fs::remove_file(&hook).unwrap();
-    std::fs::write(&hook, "#!/usr/bin/env bash\necho '[INFO] check=slow result=waiting'\nsleep 311\necho '[INFO] check=slow result=ok'\n").unwrap();
+    // Sleeps 311 s, or install_options.sleep seconds.
+    let script = r#"#!/usr/bin/env bash
+echo '[INFO] check=slow result=waiting'
+s=$(grep -o '"sleep": *"[0-9]*"' "$OPS_WORKDIR/context.json" | grep -o '[0-9]*"$' | tr -d '"')
+sleep "${s:-311}"
+echo '[INFO] check=slow result=ok'
+"#;
+    std::fs::write(&hook, script).unwrap();
     std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     resign(&dir);
     let _host = HOST_LOCKS[0].lock().await;
@@ -535,6 +542,21 @@ async fn a_cancel_stops_a_running_hook_on_its_host_and_ends_a_waiting_task_with_
     assert_eq!(asked.data()["list"][0]["detail"]["reason"], "wrong window", "{}", asked.body);
     let again = s.app.rest("POST", &format!("/api/v1/environments/env-cancel/install/tasks/{task_id}/cancel"), Some(&s.admin), Some(json!({}))).await;
     assert_eq!(again.error_key(), "install_task_state_invalid", "{}", again.body);
+
+    // A cancel recorded where the runner does not live (another process, or
+    // while OpsPilot was down): the runner reads it before its next step.
+    let p = s.preview("env-cancel", json!({ "action": "install", "install_options": { "sleep": "4" } })).await;
+    let t = s.apply("env-cancel", p["preview_ref"].as_str().unwrap()).await;
+    let task_id = t["task_id"].as_str().unwrap().to_string();
+    let url = format!("/api/v1/environments/env-cancel/install/tasks/{task_id}");
+    assert!(eventually(Duration::from_secs(60), async || step(s.app.rest("GET", &url, Some(&s.admin), None).await.data(), "preflight.sh")["status"] == "running").await);
+    s.app.running.state.commands.install_stops.lock().unwrap().remove(&task_id.parse().unwrap());
+    let c = s.app.rest("POST", &format!("{url}/cancel"), Some(&s.admin), Some(json!({}))).await;
+    assert_eq!(c.data()["status"], "cancelling", "{}", c.body);
+    let task = s.finished_task("env-cancel", &task_id).await;
+    assert_eq!(task["error_key"], "install_task_cancelled", "{task}");
+    assert_eq!(step(&task, "preflight.sh")["nodes"][0]["status"], "succeeded", "the step under way ran to its end: {task}");
+    assert_eq!(step(&task, "install-compose.sh")["nodes"], json!([]), "the next step never started: {task}");
 
     // Waiting in the inbox: ends unrun, and the ticket is cancelled with it.
     s.compose_env("env-cancel-prod", &["cancel-host"], json!({ "tier": "prod" })).await;
