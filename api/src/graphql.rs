@@ -8,7 +8,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use opspilot_commands::identity::NewUser;
 use opspilot_domain::{ErrorCode, Principal};
-use opspilot_projections::audit_log::{self, AuditEntry as AuditRow, AuditFilter};
+use opspilot_projections::audit_log::{self, AuditFilter};
 use opspilot_commands::clusters::{CertParts, ClusterPlacement};
 use opspilot_commands::releases::{ApplyRequest, PreviewRequest};
 use opspilot_projections::inbox::{self, InboxQuery};
@@ -85,106 +85,12 @@ pub struct Me {
     pub project_ids: Vec<Uuid>,
 }
 
-/// A user account.
-#[derive(SimpleObject)]
-pub struct User {
-    pub id: Uuid,
-    pub username: String,
-    pub display_name: String,
-    pub roles: Vec<String>,
-    pub disabled: bool,
-    pub team_ids: Vec<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A project.
-#[derive(SimpleObject)]
-pub struct Project {
-    pub id: Uuid,
-    pub name: String,
-    pub description: String,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A team.
-#[derive(SimpleObject)]
-pub struct Team {
-    pub id: Uuid,
-    pub name: String,
-    pub project_id: Uuid,
-    pub member_ids: Vec<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// An API token's metadata (never the token).
-#[derive(SimpleObject)]
-pub struct ApiToken {
-    pub id: Uuid,
-    pub name: String,
-    pub fingerprint: String,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub revoked: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-/// A stored credential's metadata (never the secret).
-#[derive(SimpleObject)]
-pub struct Credential {
-    pub id: Uuid,
-    pub name: String,
-    pub kind: String,
-    pub fingerprint: String,
-    pub project_id: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-}
-
-/// One event envelope (SPEC §4).
-#[derive(SimpleObject, Clone)]
-pub struct AuditEntry {
-    pub position: i64,
-    pub event_id: Uuid,
-    pub stream_id: String,
-    pub domain: String,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_id: String,
-    pub environment_id: Option<String>,
-    pub project_id: Option<String>,
-    pub team_id: Option<String>,
-    pub actor_id: String,
-    pub actor_type: String,
-    pub source: String,
-    pub status: String,
-    pub severity: String,
-    pub occurred_at: DateTime<Utc>,
-    pub correlation_id: Uuid,
-    pub detail: Json<Value>,
-}
-
-impl From<AuditRow> for AuditEntry {
-    fn from(r: AuditRow) -> Self {
-        AuditEntry {
-            position: r.position,
-            event_id: r.event_id,
-            stream_id: r.stream_id,
-            domain: r.domain,
-            action: r.action,
-            resource_type: r.resource_type,
-            resource_id: r.resource_id,
-            environment_id: r.environment_id,
-            project_id: r.project_id,
-            team_id: r.team_id,
-            actor_id: r.actor_id,
-            actor_type: r.actor_type,
-            source: r.source,
-            status: r.status,
-            severity: r.severity,
-            occurred_at: r.occurred_at,
-            correlation_id: r.correlation_id,
-            detail: Json(r.detail),
-        }
-    }
-}
+// The read models are the GraphQL objects (derived behind the projections'
+// `graphql` feature), under the names clients know.
+pub use opspilot_projections::accounts::{ApiTokenView as ApiToken, CredentialView as Credential, ProjectView as Project, TeamView as Team, UserView as User};
+pub use opspilot_projections::audit_log::AuditEntry;
+pub use opspilot_projections::inbox::{InboxItem, InboxStats};
+pub use opspilot_projections::releases::ReleaseView as Release;
 
 /// A GraphQL page of `$item`, made from a read-model page of anything that
 /// converts into `$item`.
@@ -280,126 +186,6 @@ pub struct ClusterCertInput {
     pub token: Option<String>,
     pub client_cert: Option<String>,
     pub client_key: Option<String>,
-}
-
-/// A release as shown everywhere: state name, label and color are one table.
-#[derive(SimpleObject)]
-pub struct Release {
-    pub id: Uuid,
-    pub service_id: Uuid,
-    pub target_id: Uuid,
-    pub project_id: Uuid,
-    pub team_id: Uuid,
-    pub runtime_type: String,
-    pub env: String,
-    pub strategy: String,
-    pub status: String,
-    pub status_label_en: String,
-    pub status_label_zh: String,
-    pub status_color: String,
-    pub preview_ref: Option<String>,
-    pub approval_ticket: Option<String>,
-    pub variables: Json<Value>,
-    pub last_error_key: Option<String>,
-    pub last_summary: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<releases::ReleaseView> for Release {
-    fn from(r: releases::ReleaseView) -> Self {
-        Release {
-            id: r.id,
-            service_id: r.service_id,
-            target_id: r.target_id,
-            project_id: r.project_id,
-            team_id: r.team_id,
-            runtime_type: r.runtime_type,
-            env: r.env,
-            strategy: r.strategy,
-            status: r.status,
-            status_label_en: r.status_label_en,
-            status_label_zh: r.status_label_zh,
-            status_color: r.status_color,
-            preview_ref: r.preview_ref,
-            approval_ticket: r.approval_ticket,
-            variables: Json(r.variables),
-            last_error_key: r.last_error_key,
-            last_summary: r.last_summary,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-/// One approval ticket in the global inbox.
-#[derive(SimpleObject)]
-pub struct InboxItem {
-    pub ticket: String,
-    pub scope_type: String,
-    pub scope_id: String,
-    pub project_id: Uuid,
-    pub team_id: Uuid,
-    pub environment_id: Option<String>,
-    pub runtime_type: String,
-    pub risk_level: String,
-    pub priority: String,
-    pub status: String,
-    pub requested_by: Uuid,
-    pub assigned_to: Option<Uuid>,
-    pub required_role: String,
-    pub source: String,
-    pub summary: String,
-    pub detail: Json<Value>,
-    pub expires_at: DateTime<Utc>,
-    pub sla_due_at: DateTime<Utc>,
-    pub overdue: bool,
-    pub approved_at: Option<DateTime<Utc>>,
-    pub approved_by: Option<Uuid>,
-    pub rejected_at: Option<DateTime<Utc>>,
-    pub rejected_by: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<inbox::InboxItem> for InboxItem {
-    fn from(i: inbox::InboxItem) -> Self {
-        InboxItem {
-            ticket: i.ticket,
-            scope_type: i.scope_type,
-            scope_id: i.scope_id,
-            project_id: i.project_id,
-            team_id: i.team_id,
-            environment_id: i.environment_id,
-            runtime_type: i.runtime_type,
-            risk_level: i.risk_level,
-            priority: i.priority,
-            status: i.status,
-            requested_by: i.requested_by,
-            assigned_to: i.assigned_to,
-            required_role: i.required_role,
-            source: i.source,
-            summary: i.summary,
-            detail: Json(i.detail),
-            expires_at: i.expires_at,
-            sla_due_at: i.sla_due_at,
-            overdue: i.overdue,
-            approved_at: i.approved_at,
-            approved_by: i.approved_by,
-            rejected_at: i.rejected_at,
-            rejected_by: i.rejected_by,
-            created_at: i.created_at,
-            updated_at: i.updated_at,
-        }
-    }
-}
-
-/// The inbox stats strip.
-#[derive(SimpleObject)]
-pub struct InboxStats {
-    pub pending: i64,
-    pub overdue: i64,
-    pub expiring_15m: i64,
 }
 
 /// A page of the inbox with its stats.
@@ -521,52 +307,32 @@ impl CoreQuery {
     async fn users(&self, ctx: &Context<'_>, q: Option<String>, role: Option<String>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<UserPage> {
         let p = principal(ctx)?;
         let r = accounts::list_users(&state(ctx).pool, p, q.as_deref(), role.as_deref(), PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
-        Ok(UserPage {
-            list: r.list.into_iter().map(|u| User { id: u.id, username: u.username, display_name: u.display_name, roles: u.roles, disabled: u.disabled, team_ids: u.team_ids, created_at: u.created_at }).collect(),
-            total: r.total,
-            page: r.page,
-            page_size: r.page_size,
-        })
+        Ok(r.into())
     }
 
     /// Projects visible to the caller.
     async fn projects(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<ProjectPage> {
         let r = accounts::list_projects(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
-        Ok(ProjectPage {
-            list: r.list.into_iter().map(|p| Project { id: p.id, name: p.name, description: p.description, created_at: p.created_at }).collect(),
-            total: r.total,
-            page: r.page,
-            page_size: r.page_size,
-        })
+        Ok(r.into())
     }
 
     /// Teams visible to the caller, optionally of one project (id or name).
     async fn teams(&self, ctx: &Context<'_>, project: Option<String>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<TeamPage> {
         let project = project.as_deref().map(|p| opspilot_commands::ids::resolve("project", p));
         let r = accounts::list_teams(&state(ctx).pool, principal(ctx)?, project, PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
-        Ok(TeamPage {
-            list: r.list.into_iter().map(|t| Team { id: t.id, name: t.name, project_id: t.project_id, member_ids: t.member_ids, created_at: t.created_at }).collect(),
-            total: r.total,
-            page: r.page,
-            page_size: r.page_size,
-        })
+        Ok(r.into())
     }
 
     /// The caller's API tokens.
     async fn api_tokens(&self, ctx: &Context<'_>) -> GqlResult<Vec<ApiToken>> {
         let r = accounts::list_api_tokens(&state(ctx).pool, principal(ctx)?).await.map_err(|e| gql(e, ctx))?;
-        Ok(r.into_iter().map(|t| ApiToken { id: t.id, name: t.name, fingerprint: t.fingerprint, expires_at: t.expires_at, revoked: t.revoked, created_at: t.created_at }).collect())
+        Ok(r)
     }
 
     /// Credentials visible to the caller (metadata only).
     async fn credentials(&self, ctx: &Context<'_>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<CredentialPage> {
         let r = accounts::list_credentials(&state(ctx).pool, principal(ctx)?, PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
-        Ok(CredentialPage {
-            list: r.list.into_iter().map(|c| Credential { id: c.id, name: c.name, kind: c.kind, fingerprint: c.fingerprint, project_id: c.project_id, created_at: c.created_at }).collect(),
-            total: r.total,
-            page: r.page,
-            page_size: r.page_size,
-        })
+        Ok(r.into())
     }
 
     /// The audit log, scoped to the caller, newest first unless `ascending`.
@@ -625,11 +391,11 @@ impl CoreQuery {
         };
         let r = inbox::list(&state(ctx).pool, principal(ctx)?, &q, Utc::now(), PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?;
         Ok(InboxPage {
-            list: r.page.list.into_iter().map(Into::into).collect(),
+            list: r.page.list,
             total: r.page.total,
             page: r.page.page,
             page_size: r.page.page_size,
-            stats: InboxStats { pending: r.stats.pending, overdue: r.stats.overdue, expiring_15m: r.stats.expiring_15m },
+            stats: r.stats,
         })
     }
 
@@ -813,7 +579,7 @@ impl CoreMutation {
 #[derive(Default)]
 pub struct CoreSubscription;
 
-fn live(ctx: &Context<'_>, keep: impl Fn(&AuditRow) -> bool + Send + Sync + 'static) -> BoxStream<'static, GqlResult<AuditEntry>> {
+fn live(ctx: &Context<'_>, keep: impl Fn(&AuditEntry) -> bool + Send + Sync + 'static) -> BoxStream<'static, GqlResult<AuditEntry>> {
     let p = match principal(ctx) {
         Ok(p) => p.clone(),
         Err(e) => return futures::stream::once(async move { Err(e) }).boxed(),
@@ -821,7 +587,7 @@ fn live(ctx: &Context<'_>, keep: impl Fn(&AuditRow) -> bool + Send + Sync + 'sta
     let rx = state(ctx).runner.applied.subscribe();
     BroadcastStream::new(rx)
         .filter_map(move |item| {
-            let out = item.ok().map(|e| AuditRow::from_event(&e)).filter(|row| audit_log::visible_to(&p, row.project_id.as_deref(), &row.actor_id) && keep(row));
+            let out = item.ok().map(|e| AuditEntry::from_event(&e)).filter(|row| audit_log::visible_to(&p, row.project_id.as_deref(), &row.actor_id) && keep(row));
             async move { out.map(|row| Ok(row.into())) }
         })
         .boxed()
@@ -860,7 +626,7 @@ impl CoreSubscription {
             .filter_map(move |item| {
                 let out = item
                     .ok()
-                    .map(|e| AuditRow::from_event(&e))
+                    .map(|e| AuditEntry::from_event(&e))
                     .filter(|row| audit_log::visible_to(&p, row.project_id.as_deref(), &row.actor_id) && f.matches(row));
                 async move { out.map(|row| Ok(row.into())) }
             })

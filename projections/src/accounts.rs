@@ -138,6 +138,7 @@ pub async fn principal_for(pool: &Pool, user_id: Uuid, api_token_id: Option<Uuid
 
 /// A user as listed.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "User"))]
 pub struct UserView {
     pub id: Uuid,
     pub username: String,
@@ -180,6 +181,7 @@ pub async fn list_users(pool: &Pool, p: &Principal, q: Option<&str>, role: Optio
 
 /// A project as listed.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Project"))]
 pub struct ProjectView {
     pub id: Uuid,
     pub name: String,
@@ -205,6 +207,7 @@ pub async fn list_projects(pool: &Pool, p: &Principal, page: PageRequest) -> Res
 
 /// A team as listed.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Team"))]
 pub struct TeamView {
     pub id: Uuid,
     pub name: String,
@@ -238,6 +241,7 @@ pub async fn list_teams(pool: &Pool, p: &Principal, project_id: Option<Uuid>, pa
 
 /// An API token as listed (never the token).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "ApiToken"))]
 pub struct ApiTokenView {
     pub id: Uuid,
     pub name: String,
@@ -258,6 +262,7 @@ pub async fn list_api_tokens(pool: &Pool, p: &Principal) -> Result<Vec<ApiTokenV
 
 /// Credential metadata as listed (never the secret).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Credential"))]
 pub struct CredentialView {
     pub id: Uuid,
     pub name: String,

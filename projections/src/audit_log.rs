@@ -38,6 +38,7 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
 
 /// One audit entry: the SPEC §4 envelope.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "AuditEntry"))]
 pub struct AuditEntry {
     pub position: i64,
     pub event_id: Uuid,

@@ -72,6 +72,7 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
 
 /// A ticket as listed (the seed's item fields).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "InboxItem"))]
 pub struct InboxItem {
     pub ticket: String,
     pub scope_type: String,
@@ -125,6 +126,7 @@ pub struct InboxQuery {
 
 /// The stats strip of the inbox.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "InboxStats"))]
 pub struct InboxStats {
     pub pending: i64,
     pub overdue: i64,

@@ -58,6 +58,7 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
 
 /// A release as shown everywhere: status with its label and color.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Release"))]
 pub struct ReleaseView {
     pub id: Uuid,
     pub service_id: Uuid,
