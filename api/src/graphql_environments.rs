@@ -8,7 +8,7 @@ use async_graphql::{Context, InputObject, Json, Object, SimpleObject, Subscripti
 use chrono::{DateTime, Utc};
 use futures::stream::{BoxStream, StreamExt};
 use opspilot_commands::environments::{InstallPreviewRequest, NewEnvironment, NodeRequest};
-use opspilot_commands::hosts::NewHost;
+use opspilot_commands::hosts::{HostPatch, NewHost};
 use opspilot_projections::environments as views;
 use opspilot_projections::PageRequest;
 use serde_json::Value;
@@ -108,6 +108,31 @@ impl EnvironmentMutation {
     ) -> GqlResult<CommandResult> {
         let h = NewHost { name, project, ip, port: port.unwrap_or(22), ssh_user, auth, credential, secret, labels: labels.map(|l| l.0).unwrap_or_default() };
         let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.register_host(&command_ctx(ctx)?, h)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Changes how a host is reached or its labels; what is not given stays.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_host(
+        &self,
+        ctx: &Context<'_>,
+        host: String,
+        ip: Option<String>,
+        port: Option<u16>,
+        ssh_user: Option<String>,
+        auth: Option<String>,
+        credential: Option<String>,
+        secret: Option<String>,
+        labels: Option<Json<BTreeMap<String, String>>>,
+    ) -> GqlResult<CommandResult> {
+        let p = HostPatch { ip, port, ssh_user, auth, credential, secret, labels: labels.map(|l| l.0) };
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.update_host(&command_ctx(ctx)?, &host, p)).await.map_err(|e| e.into_graphql())?;
+        Ok(settled(ctx, h).await)
+    }
+
+    /// Removes a host from OpsPilot (refused while an environment or compose target uses it).
+    async fn delete_host(&self, ctx: &Context<'_>, host: String) -> GqlResult<CommandResult> {
+        let h = state(ctx).run(meta(ctx).lang, state(ctx).commands.delete_host(&command_ctx(ctx)?, &host)).await.map_err(|e| e.into_graphql())?;
         Ok(settled(ctx, h).await)
     }
 

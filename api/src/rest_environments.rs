@@ -7,7 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::{get, post, put};
 use axum::Router;
 use opspilot_commands::environments::{InstallPreviewRequest, NewEnvironment, NodeRequest};
-use opspilot_commands::hosts::NewHost;
+use opspilot_commands::hosts::{HostPatch, NewHost};
 use opspilot_domain::environment::EnvironmentFacts;
 use opspilot_domain::ErrorCode;
 use opspilot_projections::environments as views;
@@ -26,7 +26,7 @@ type ApiResult = Result<axum::response::Response, ApiError>;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/hosts", get(list_hosts).post(register_host))
-        .route("/hosts/{id}", get(get_host))
+        .route("/hosts/{id}", get(get_host).patch(update_host).delete(delete_host))
         .route("/hosts/{id}/host-key/scan", post(scan_host_key))
         .route("/hosts/{id}/host-key/trust", post(trust_host_key))
         .route("/hosts/{id}/check", post(check_host))
@@ -73,6 +73,32 @@ async fn register_host(State(s): State<AppState>, meta: RequestMeta, Body(b): Bo
     let secret = b.private_key.or(b.password);
     let h = NewHost { name: b.name, project: b.project_id, ip: b.ip, port: b.port.unwrap_or(22), ssh_user: b.ssh_user, auth: b.auth, credential: b.credential_id, secret, labels: b.labels };
     let h = s.run(meta.lang, s.commands.register_host(&meta.command_context()?, h)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+#[derive(Deserialize)]
+struct HostPatchBody {
+    ip: Option<String>,
+    port: Option<u16>,
+    ssh_user: Option<String>,
+    auth: Option<String>,
+    credential_id: Option<String>,
+    private_key: Option<String>,
+    password: Option<String>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+async fn update_host(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<HostPatchBody>) -> ApiResult {
+    let secret = b.private_key.or(b.password);
+    let p = HostPatch { ip: b.ip, port: b.port, ssh_user: b.ssh_user, auth: b.auth, credential: b.credential_id, secret, labels: b.labels };
+    let h = s.run(meta.lang, s.commands.update_host(&meta.command_context()?, &id, p)).await?;
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
+async fn delete_host(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
+    let h = s.run(meta.lang, s.commands.delete_host(&meta.command_context()?, &id)).await?;
     s.settle(h.position).await;
     Ok(ok(h.result))
 }

@@ -89,7 +89,7 @@ impl Commands {
     pub(crate) async fn compose_site(&self, target: &DeployTarget) -> Result<ComposeSite> {
         let placement = target.compose.clone().ok_or_else(|| DomainError::validation("target_id", "the target has no compose placement"))?;
         let (host, _) = self.load::<Host>(&stream_id_of::<Host>(placement.host_id)).await?;
-        if host.id.is_none() {
+        if !host.exists() {
             return Err(DomainError::new(ErrorCode::NotFound, "the target's host does not exist").into());
         }
         Ok(ComposeSite { placement, host })

@@ -31,6 +31,19 @@ pub struct NewHost {
     pub labels: BTreeMap<String, String>,
 }
 
+/// What a user changes of a host; what is absent stays. A new `secret`
+/// is sealed as a new credential; changing `auth` needs one (or `credential`).
+#[derive(Debug, Clone, Default)]
+pub struct HostPatch {
+    pub ip: Option<String>,
+    pub port: Option<u16>,
+    pub ssh_user: Option<String>,
+    pub auth: Option<String>,
+    pub credential: Option<String>,
+    pub secret: Option<String>,
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
 fn host_scope(h: &Host) -> EventScope {
     let mut s = EventScope::resource("host", h.id.map(|i| i.to_string()).unwrap_or_default());
     s.project_id = h.project_id.map(|p| p.to_string());
@@ -44,7 +57,7 @@ impl Commands {
         let (h, _) = self.load::<Host>(&stream_id_of::<Host>(id)).await?;
         let p = ctx.principal()?;
         match h.project_id {
-            Some(project) if p.sees_project(project) => Ok(h),
+            Some(project) if h.exists() && p.sees_project(project) => Ok(h),
             _ => Err(DomainError::new(ErrorCode::NotFound, format!("host {host} does not exist")).into()),
         }
     }
@@ -55,33 +68,15 @@ impl Commands {
         let name = ResourceName::parse("name", &h.name)?;
         let project_id = self.existing_project(&h.project).await?;
         ctx.principal()?.require_project(project_id)?;
-        let kind = match h.auth.as_str() {
-            "key" => "ssh_private_key",
-            "password" => "ssh_password",
-            _ => return Err(DomainError::validation("auth", "key or password").into()),
-        };
+        if !["key", "password"].contains(&h.auth.as_str()) {
+            return Err(DomainError::validation("auth", "key or password").into());
+        }
         let host_id = id_for("host", name.as_str());
         // Everything is checked before a secret is stored: a refused host leaves nothing behind.
         let (existing, _) = self.load::<Host>(&stream_id_of::<Host>(host_id)).await?;
         let dry_access = HostAccess { ip: h.ip.clone(), port: h.port, ssh_user: h.ssh_user.clone(), auth_type: h.auth.clone(), credential_id: Uuid::nil() };
         existing.decide(HostCommand::Register { host_id, name: name.clone(), project_id, access: dry_access, labels: h.labels.clone() })?;
-        let credential_id = match (&h.credential, &h.secret) {
-            (Some(c), None) => {
-                let id = resolve("credential", c);
-                if self.vault.get(id).await?.is_none() {
-                    return Err(DomainError::validation("credential_id", format!("credential {c} does not exist")).into());
-                }
-                id
-            }
-            (None, Some(secret)) => {
-                if h.auth == "key" && !secret.contains("PRIVATE KEY-----") {
-                    return Err(DomainError::validation("private_key", "an OpenSSH or PKCS#8 private key in PEM form, without a passphrase").into());
-                }
-                let stored = self.store_credential(ctx, &format!("host-{name}-ssh"), kind, secret, Some(&h.project)).await?;
-                Uuid::parse_str(stored.result["id"].as_str().unwrap_or_default()).map_err(|_| DomainError::new(ErrorCode::InternalError, "credential id"))?
-            }
-            _ => return Err(DomainError::validation("credential_id", "give either credential_id or the private_key/password").into()),
-        };
+        let credential_id = self.host_credential(ctx, name.as_str(), &h.auth, h.credential.as_deref(), h.secret.as_deref(), &h.project).await?;
         let access = HostAccess { ip: h.ip.clone(), port: h.port, ssh_user: h.ssh_user.clone(), auth_type: h.auth.clone(), credential_id };
         let cmd = HostCommand::Register { host_id, name: name.clone(), project_id, access, labels: h.labels.clone() };
         let scope = EventScope::resource("host", host_id).in_project(project_id);
@@ -89,6 +84,90 @@ impl Commands {
             json!({ "id": host_id, "name": name, "status": "pending_trust", "credential_id": credential_id })
         })
         .await
+    }
+
+    /// Changes how a host is reached or its labels (`host:manage`). The pinned
+    /// key stays: a different machine behind a new address is refused with
+    /// `ssh_host_key_mismatch` until an admin trusts its key.
+    pub async fn update_host(&self, ctx: &CommandContext, host: &str, patch: HostPatch) -> Result<Handled> {
+        self.authorize(ctx, "host:manage", "host.update").await?;
+        let h = self.visible_host(ctx, host).await?;
+        let id = h.id.expect("visible host has an id");
+        let name = h.name.clone().expect("visible host has a name");
+        let current = h.access.clone().expect("registered host has access");
+        let auth = patch.auth.clone().unwrap_or_else(|| current.auth_type.clone());
+        let mut access = HostAccess {
+            ip: patch.ip.clone().unwrap_or(current.ip.clone()),
+            port: patch.port.unwrap_or(current.port),
+            ssh_user: patch.ssh_user.clone().unwrap_or(current.ssh_user.clone()),
+            auth_type: auth.clone(),
+            credential_id: current.credential_id,
+        };
+        let labels = patch.labels.clone().unwrap_or_else(|| h.labels.clone());
+        if auth != current.auth_type && patch.credential.is_none() && patch.secret.is_none() {
+            return Err(DomainError::validation("auth", format!("switching to {auth} needs its private_key/password or a credential_id")).into());
+        }
+        // Everything is checked before a new secret is stored.
+        h.decide(HostCommand::Update { access: access.clone(), labels: labels.clone() })?;
+        access.credential_id = match (&patch.credential, &patch.secret) {
+            (None, None) => current.credential_id,
+            (Some(_), Some(_)) => return Err(DomainError::validation("credential_id", "give either credential_id or the private_key/password").into()),
+            (credential, secret) => self.host_credential(ctx, name.as_str(), &auth, credential.as_deref(), secret.as_deref(), &h.project_id.expect("host project").to_string()).await?,
+        };
+        let cmd = HostCommand::Update { access: access.clone(), labels };
+        self.execute::<Host>(ctx, "host.update", &stream_id_of::<Host>(id), &host_scope(&h), |s| s.decide_clone(&cmd), |_| {
+            json!({ "id": id, "name": name, "ip": access.ip, "port": access.port, "ssh_user": access.ssh_user, "auth": access.auth_type, "credential_id": access.credential_id })
+        })
+        .await
+    }
+
+    /// Removes a host from OpsPilot (`host:manage`); nothing on the machine
+    /// changes. Refused while an environment or a compose target uses it.
+    pub async fn delete_host(&self, ctx: &CommandContext, host: &str) -> Result<Handled> {
+        self.authorize(ctx, "host:manage", "host.delete").await?;
+        let h = self.visible_host(ctx, host).await?;
+        let id = h.id.expect("visible host has an id");
+        let c = self.store.pool().get().await.map_err(opspilot_eventstore::StoreError::from)?;
+        let user = c
+            .query_opt(
+                "SELECT 'environment ' || e.name FROM environment_nodes n JOIN environments e ON e.id = n.environment_id WHERE n.host_id = $1
+                 UNION ALL SELECT 'compose target ' || name FROM catalog_targets WHERE compose->>'host_id' = $2 LIMIT 1",
+                &[&id, &id.to_string()],
+            )
+            .await
+            .map_err(opspilot_eventstore::StoreError::from)?;
+        if let Some(row) = user {
+            let by: String = row.get(0);
+            return Err(DomainError::new(ErrorCode::ResourceConflict, format!("{by} uses this host: unbind it first")).into());
+        }
+        self.execute::<Host>(ctx, "host.delete", &stream_id_of::<Host>(id), &host_scope(&h), |s| s.decide_clone(&HostCommand::Delete), |_| json!({ "id": id, "deleted": true })).await
+    }
+
+    /// The credential of a host's login: an existing one (id or name), or the
+    /// secret sealed as a new one.
+    async fn host_credential(&self, ctx: &CommandContext, name: &str, auth: &str, credential: Option<&str>, secret: Option<&str>, project: &str) -> Result<Uuid> {
+        let kind = match auth {
+            "key" => "ssh_private_key",
+            "password" => "ssh_password",
+            _ => return Err(DomainError::validation("auth", "key or password").into()),
+        };
+        match (credential, secret) {
+            (Some(c), None) => {
+                let id = resolve("credential", c);
+                if self.vault.get(id).await?.is_none() {
+                    return Err(DomainError::validation("credential_id", format!("credential {c} does not exist")).into());
+                }
+                Ok(id)
+            }
+            (None, Some(secret)) => {
+                if auth == "key" && !secret.contains("PRIVATE KEY-----") {
+                    return Err(DomainError::validation("private_key", "an OpenSSH or PKCS#8 private key in PEM form, without a passphrase").into());
+                }
+                let stored = self.store_credential(ctx, &format!("host-{name}-ssh"), kind, secret, Some(project)).await?;
+                Ok(Uuid::parse_str(stored.result["id"].as_str().unwrap_or_default()).map_err(|_| DomainError::new(ErrorCode::InternalError, "credential id"))?)
+            }
+            _ => Err(DomainError::validation("credential_id", "give either credential_id or the private_key/password").into()),
+        }
     }
 
     /// Shows the key a host presents now, for an admin to compare with the

@@ -117,6 +117,9 @@ pub enum HostCommand {
     TrustHostKey { fingerprint: String, by: Uuid, is_admin: bool },
     /// The outcome of a connectivity check (or of a connection a task made).
     RecordCheck { error_key: Option<ErrorCode>, presented_fingerprint: Option<String>, summary: String, at: DateTime<Utc> },
+    /// Removes the host from OpsPilot (nothing on the machine changes); the
+    /// caller has checked no environment or compose target uses it.
+    Delete,
 }
 
 /// What a host records.
@@ -130,6 +133,10 @@ pub enum HostEvent {
     /// The fingerprint is pinned; `previous_fingerprint` is set on a re-trust.
     #[serde(rename = "host.key_trusted")]
     KeyTrusted { host_id: Uuid, fingerprint: String, previous_fingerprint: Option<String>, by: Uuid },
+    /// The host is gone from OpsPilot; a host registered again under the
+    /// name starts afresh, with no key trusted.
+    #[serde(rename = "host.deleted")]
+    Deleted { host_id: Uuid, name: ResourceName },
     #[serde(rename = "host.connectivity_checked")]
     ConnectivityChecked { host_id: Uuid, status: HostStatus, error_key: Option<String>, presented_fingerprint: Option<String>, summary: String, at: DateTime<Utc> },
 }
@@ -164,11 +171,17 @@ pub struct Host {
     pub labels: BTreeMap<String, String>,
     pub pinned_fingerprint: Option<String>,
     pub status: HostStatus,
+    pub deleted: bool,
 }
 
 impl Host {
     fn existing(&self) -> Result<Uuid, DomainError> {
-        self.id.ok_or_else(|| DomainError::new(ErrorCode::NotFound, "host does not exist"))
+        self.id.filter(|_| !self.deleted).ok_or_else(|| DomainError::new(ErrorCode::NotFound, "host does not exist"))
+    }
+
+    /// Whether the host exists (registered and not deleted).
+    pub fn exists(&self) -> bool {
+        self.existing().is_ok()
     }
 }
 
@@ -180,7 +193,7 @@ impl Aggregate for Host {
     fn decide(&self, command: HostCommand) -> Result<Vec<HostEvent>, DomainError> {
         match command {
             HostCommand::Register { host_id, name, project_id, access, labels } => {
-                if self.id.is_some() {
+                if self.exists() {
                     return Err(DomainError::new(ErrorCode::ResourceConflict, format!("host {name} already exists")));
                 }
                 access.check()?;
@@ -221,12 +234,17 @@ impl Aggregate for Host {
                 }
                 Ok(vec![HostEvent::ConnectivityChecked { host_id, status, error_key: error_key.map(|e| e.key().to_string()), presented_fingerprint, summary, at }])
             }
+            HostCommand::Delete => {
+                let host_id = self.existing()?;
+                Ok(vec![HostEvent::Deleted { host_id, name: self.name.clone().expect("existing host has a name") }])
+            }
         }
     }
 
     fn evolve(mut self, event: &HostEvent) -> Self {
         match event {
             HostEvent::Registered { host_id, name, project_id, access, labels } => {
+                self = Host::default();
                 self.id = Some(*host_id);
                 self.name = Some(name.clone());
                 self.project_id = Some(*project_id);
@@ -242,6 +260,7 @@ impl Aggregate for Host {
                 self.status = HostStatus::Active;
             }
             HostEvent::ConnectivityChecked { status, .. } => self.status = *status,
+            HostEvent::Deleted { .. } => self.deleted = true,
         }
         self
     }
@@ -295,6 +314,17 @@ mod tests {
         let check = HostCommand::RecordCheck { error_key: Some(ErrorCode::SshHostKeyMismatch), presented_fingerprint: Some(FP2.into()), summary: "changed".into(), at };
         let events = Host::fold([registered(), trusted].iter()).decide(check).unwrap();
         assert!(matches!(events[0], HostEvent::ConnectivityChecked { status: HostStatus::KeyMismatch, .. }));
+    }
+
+    #[test]
+    fn a_deleted_host_is_gone_and_registered_again_trusts_nothing() {
+        let trusted = HostEvent::KeyTrusted { host_id: Uuid::nil(), fingerprint: FP.into(), previous_fingerprint: None, by: Uuid::nil() };
+        let deleted = HostEvent::Deleted { host_id: Uuid::nil(), name: ResourceName::parse("name", "cp-1").unwrap() };
+        given::<Host>(vec![registered(), trusted.clone(), deleted.clone()]).when(HostCommand::Delete).then_expect_error(ErrorCode::NotFound);
+        given::<Host>(vec![registered(), trusted.clone(), deleted.clone()]).when(HostCommand::Update { access: access(), labels: BTreeMap::new() }).then_expect_error(ErrorCode::NotFound);
+        let again = Host::fold([registered(), trusted, deleted, registered()].iter());
+        assert!(again.exists());
+        assert_eq!((again.status, again.pinned_fingerprint), (HostStatus::PendingTrust, None), "the old trust does not carry over");
     }
 
     #[test]

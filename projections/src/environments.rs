@@ -44,6 +44,9 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
             )
             .await?;
         }
+        "host.deleted" => {
+            tx.execute("DELETE FROM hosts WHERE id = $1", &[&uuid("host_id")]).await?;
+        }
         "host.key_trusted" => {
             tx.execute(
                 "UPDATE hosts SET host_key_fingerprint = $2, status = 'active', last_check_error = NULL, updated_at = $3 WHERE id = $1",

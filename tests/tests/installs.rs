@@ -388,6 +388,7 @@ async fn a_broken_bundle_is_refused_at_preview_with_its_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ssh_faults_are_refused_with_their_errors_and_a_changed_host_key_needs_an_admin() {
+    let _host = HOST_LOCKS[1].lock().await;
     let s = site(compose_bundle()).await;
     s.add_host("fault-host", 1, true, json!({})).await;
     s.compose_env("env-faults", &["fault-host"], json!({})).await;
@@ -433,6 +434,53 @@ async fn ssh_faults_are_refused_with_their_errors_and_a_changed_host_key_needs_a
     assert_eq!(s.app.rest("GET", "/api/v1/hosts/fault-host", Some(&s.admin), None).await.data()["status"], "unreachable");
     let audit = s.app.rest("GET", "/api/v1/audit/events?action=host.connectivity_checked", Some(&s.admin), None).await;
     assert!(audit.data()["total"].as_i64().unwrap() >= 3, "every failed contact is recorded: {}", audit.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_host_is_edited_and_removed_and_registered_again_it_trusts_no_key() {
+    let _host = HOST_LOCKS[1].lock().await;
+    let s = site(compose_bundle()).await;
+    s.add_host("edit-host", 1, true, json!({ "rack": "a1" })).await;
+    let patch = |body: Value| s.app.rest("PATCH", "/api/v1/hosts/edit-host", Some(&s.admin), Some(body));
+    let check = || async { s.app.rest("POST", "/api/v1/hosts/edit-host/check", Some(&s.admin), None).await.data().clone() };
+    let host = || async { s.app.rest("GET", "/api/v1/hosts/edit-host", Some(&s.admin), None).await.data().clone() };
+
+    // A wrong port, then the right one and new labels.
+    assert_eq!(patch(json!({ "port": 2222 })).await.data()["port"], 2222);
+    assert_eq!(check().await["error_key"], "ssh_unreachable");
+    assert_eq!(host().await["status"], "unreachable");
+    patch(json!({ "port": 22, "labels": { "rack": "b2" } })).await.data();
+    assert_eq!(check().await["reachable"], true);
+    assert_eq!((host().await["labels"]["rack"].as_str(), host().await["status"].as_str()), (Some("b2"), Some("active")));
+
+    // Another login: the ops user with its key, sealed as a new credential.
+    let before = host().await["credential_id"].clone();
+    let ops_key = std::fs::read_to_string(env::shared()["hosts"][1]["nonRoot"]["privateKeyPath"].as_str().unwrap()).unwrap();
+    patch(json!({ "ssh_user": "ops", "private_key": ops_key })).await.data();
+    assert_ne!(host().await["credential_id"], before, "a new secret is a new credential");
+    assert_eq!(check().await["reachable"], true, "ops logs in with its key");
+    assert!(!s.app.rest("GET", "/api/v1/audit/events?action=host.updated", Some(&s.admin), None).await.body.to_string().contains("PRIVATE KEY"), "no secret in events");
+    // Bad changes are refused and change nothing.
+    assert_eq!(patch(json!({ "auth": "password" })).await.error_key(), "validation_error");
+    assert_eq!(patch(json!({ "ip": "10.0.0.300" })).await.error_key(), "validation_error");
+    assert_eq!((host().await["ssh_user"].as_str(), host().await["auth_type"].as_str()), (Some("ops"), Some("key")));
+
+    // In use: refused; unused: gone.
+    s.compose_env("env-edit", &["edit-host"], json!({})).await;
+    let refused = s.app.rest("DELETE", "/api/v1/hosts/edit-host", Some(&s.admin), None).await;
+    assert_eq!(refused.error_key(), "resource_conflict", "{}", refused.body);
+    s.app.rest("DELETE", "/api/v1/environments/env-edit", Some(&s.admin), None).await.data();
+    s.app.rest("DELETE", "/api/v1/hosts/edit-host", Some(&s.admin), None).await.data();
+    assert_eq!(s.app.rest("GET", "/api/v1/hosts/edit-host", Some(&s.admin), None).await.error_key(), "not_found");
+    assert_eq!(s.app.rest("POST", "/api/v1/hosts/edit-host/check", Some(&s.admin), None).await.error_key(), "not_found");
+
+    // Registered again under the name: the key trusted before is not.
+    let h = &env::shared()["hosts"][1];
+    let key = std::fs::read_to_string(h["root"]["privateKeyPath"].as_str().unwrap()).unwrap();
+    let again = s.app.rest("POST", "/api/v1/hosts", Some(&s.admin), Some(json!({ "name": "edit-host", "project_id": "proj-alpha", "ip": h["ip"], "ssh_user": "root", "auth": "key", "private_key": key }))).await;
+    assert_eq!(again.data()["status"], "pending_trust");
+    assert_eq!(check().await["error_key"], "ssh_host_key_mismatch", "nothing is trusted for the new registration");
+    assert_eq!(host().await["host_key_fingerprint"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
