@@ -375,6 +375,18 @@ impl Commands {
     /// Rolls an applied release back: re-applies the artifact of the last
     /// release of the same service and target that was applied before it,
     /// through the inbox when the approval policy says so.
+    /// A release the caller may see, with its spec; others do not exist for them.
+    async fn visible_release(&self, ctx: &CommandContext, release_id: Uuid) -> Result<(Release, ReleaseSpec, opspilot_domain::Principal)> {
+        let (release, _) = self.load::<Release>(&stream_id_of::<Release>(release_id)).await?;
+        let missing = || DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist"));
+        let spec = release.spec.clone().ok_or_else(missing)?;
+        let principal = ctx.principal()?.clone();
+        if !principal.sees_project(spec.project_id) {
+            return Err(missing().into());
+        }
+        Ok((release, spec, principal))
+    }
+
     /// Withdraws a release (or its rollback) while it waits for approval:
     /// its ticket is cancelled first, so the inbox never offers it again, then
     /// the release ends `cancelled` (a withdrawn rollback leaves the applied
@@ -383,12 +395,7 @@ impl Commands {
     pub async fn cancel_release(&self, ctx: &CommandContext, release_id: Uuid, reason: Option<String>) -> Result<Handled> {
         self.authorize(ctx, "deploy:release:apply", "release.cancel").await?;
         let stream = stream_id_of::<Release>(release_id);
-        let (release, _) = self.load::<Release>(&stream).await?;
-        let spec = release.spec.clone().ok_or_else(|| DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")))?;
-        let principal = ctx.principal()?.clone();
-        if !principal.sees_project(spec.project_id) {
-            return Err(DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")).into());
-        }
+        let (release, _, principal) = self.visible_release(ctx, release_id).await?;
         let waiting = release.approval_ticket.clone().filter(|_| release.status == opspilot_domain::release::ReleaseStatus::PendingApproval);
         if let Some(ticket) = &waiting {
             use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket};
@@ -409,12 +416,7 @@ impl Commands {
     pub async fn rollback_release(&self, ctx: &CommandContext, release_id: Uuid) -> Result<Handled> {
         self.authorize(ctx, "deploy:release:apply", "release.rollback").await?;
         let stream = stream_id_of::<Release>(release_id);
-        let (release, _) = self.load::<Release>(&stream).await?;
-        let spec = release.spec.clone().ok_or_else(|| DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")))?;
-        let principal = ctx.principal()?.clone();
-        if !principal.sees_project(spec.project_id) {
-            return Err(DomainError::new(ErrorCode::ReleaseNotFound, format!("release {release_id} does not exist")).into());
-        }
+        let (release, spec, principal) = self.visible_release(ctx, release_id).await?;
         self.authorize(ctx, &format!("deploy:{}:apply", spec.runtime_type), "release.rollback").await?;
         let previous = self
             .store
