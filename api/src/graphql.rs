@@ -359,13 +359,13 @@ impl CoreQuery {
     /// One release (visible to the caller).
     async fn release(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<Option<Release>> {
         let r = releases::get(&state(ctx).pool, principal(ctx)?, id).await.map_err(|e| gql(e, ctx))?;
-        Ok(r.map(Into::into))
+        Ok(r)
     }
 
     /// A release's timeline: its events and its tickets', in log order.
     async fn release_timeline(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<Vec<AuditEntry>> {
         let list = audit_log::release_timeline(&state(ctx).pool, principal(ctx)?, &id.to_string()).await.map_err(|e| gql(e, ctx))?;
-        Ok(list.into_iter().map(Into::into).collect())
+        Ok(list)
     }
 
     /// The global approval inbox.
@@ -588,7 +588,7 @@ fn live(ctx: &Context<'_>, keep: impl Fn(&AuditEntry) -> bool + Send + Sync + 's
     BroadcastStream::new(rx)
         .filter_map(move |item| {
             let out = item.ok().map(|e| AuditEntry::from_event(&e)).filter(|row| audit_log::visible_to(&p, row.project_id.as_deref(), &row.actor_id) && keep(row));
-            async move { out.map(|row| Ok(row.into())) }
+            async move { out.map(Ok) }
         })
         .boxed()
 }
@@ -628,7 +628,7 @@ impl CoreSubscription {
                     .ok()
                     .map(|e| AuditEntry::from_event(&e))
                     .filter(|row| audit_log::visible_to(&p, row.project_id.as_deref(), &row.actor_id) && f.matches(row));
-                async move { out.map(|row| Ok(row.into())) }
+                async move { out.map(Ok) }
             })
             .boxed()
     }
