@@ -313,6 +313,8 @@ async fn opspilot_run(api: &Api, n: usize, hosts: &[TestHost], ids: &HashMap<Str
     let client_ms = started.elapsed().as_secs_f64() * 1000.0;
     let cpu = cpu_now() - cpu_before;
     let logs = api.get(&format!("/api/v1/environments/{env}/install/tasks/{task_id}/logs?limit=50000")).await?;
+    // A host serves one environment: free them for the next, larger run.
+    api.put(&format!("/api/v1/environments/{env}/nodes"), json!({ "nodes": [] })).await?;
 
     // First and last stdout line of each (step, host, attempt), as OpsPilot received them.
     let mut lines: HashMap<(i64, String, i64), (DateTime<Utc>, DateTime<Utc>)> = HashMap::new();

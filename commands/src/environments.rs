@@ -158,6 +158,21 @@ impl Commands {
             bindings.push(NodeBinding { host_id: h.id.unwrap(), node_role: n.node_role, weight: n.weight.unwrap_or(100) });
         }
         let id = e.id.unwrap();
+        // A machine serves one environment: two would install over each other.
+        let host_ids: Vec<Uuid> = bindings.iter().map(|b| b.host_id).collect();
+        let c = self.store.pool().get().await.map_err(opspilot_eventstore::StoreError::from)?;
+        let taken = c
+            .query_opt(
+                "SELECT h.name, e.name FROM environment_nodes n JOIN environments e ON e.id = n.environment_id JOIN hosts h ON h.id = n.host_id
+                 WHERE n.host_id = ANY($1) AND n.environment_id <> $2 LIMIT 1",
+                &[&host_ids, &id],
+            )
+            .await
+            .map_err(opspilot_eventstore::StoreError::from)?;
+        if let Some(row) = taken {
+            let (host, other): (String, String) = (row.get(0), row.get(1));
+            return Err(DomainError::new(ErrorCode::ResourceConflict, format!("host {host} is a node of environment {other}; unbind it there first")).into());
+        }
         let cmd = EnvironmentCommand::BindNodes { nodes: bindings.clone() };
         self.execute::<Environment>(ctx, "environment.bind_nodes", &stream_id_of::<Environment>(id), &env_scope(&e), |s| s.decide_clone(&cmd), |_| {
             json!({ "id": id, "nodes": bindings })

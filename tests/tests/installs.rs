@@ -465,8 +465,12 @@ async fn a_host_is_edited_and_removed_and_registered_again_it_trusts_no_key() {
     assert_eq!(patch(json!({ "ip": "10.0.0.300" })).await.error_key(), "validation_error");
     assert_eq!((host().await["ssh_user"].as_str(), host().await["auth_type"].as_str()), (Some("ops"), Some("key")));
 
-    // In use: refused; unused: gone.
+    // In use: refused; unused: gone. A machine serves one environment.
     s.compose_env("env-edit", &["edit-host"], json!({})).await;
+    s.app.rest("POST", "/api/v1/environments", Some(&s.admin), Some(json!({ "name": "env-other", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose" }))).await.data();
+    let twice = s.app.rest("PUT", "/api/v1/environments/env-other/nodes", Some(&s.admin), Some(json!({ "nodes": [{ "host_id": "edit-host", "node_role": "compose_manager" }] }))).await;
+    assert_eq!(twice.error_key(), "resource_conflict", "{}", twice.body);
+    assert!(twice.body.to_string().contains("env-edit"), "the error names the environment that has the host: {}", twice.body);
     let refused = s.app.rest("DELETE", "/api/v1/hosts/edit-host", Some(&s.admin), None).await;
     assert_eq!(refused.error_key(), "resource_conflict", "{}", refused.body);
     s.app.rest("DELETE", "/api/v1/environments/env-edit", Some(&s.admin), None).await.data();
@@ -607,6 +611,7 @@ echo '[INFO] check=slow result=ok'
     assert_eq!(step(&task, "install-compose.sh")["nodes"], json!([]), "the next step never started: {task}");
 
     // Waiting in the inbox: ends unrun, and the ticket is cancelled with it.
+    s.app.rest("DELETE", "/api/v1/environments/env-cancel", Some(&s.admin), None).await.data();
     s.compose_env("env-cancel-prod", &["cancel-host"], json!({ "tier": "prod" })).await;
     let p = s.preview("env-cancel-prod", json!({ "action": "preflight" })).await;
     let t = s.apply("env-cancel-prod", p["preview_ref"].as_str().unwrap()).await;
@@ -666,7 +671,7 @@ async fn install_apply_follows_the_preview_rules() {
     let t = json!({ "name": "target-rules", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "env": "staging", "environment_id": "env-rules", "host_id": "rules-host" });
     s.app.rest("POST", "/api/v1/deploy/targets", Some(&s.admin), Some(t)).await.data();
     assert_eq!(s.app.rest("DELETE", "/api/v1/environments/env-rules", Some(&s.admin), None).await.error_key(), "resource_conflict");
-    s.compose_env("env-spare", &["rules-host"], json!({})).await;
+    s.compose_env("env-spare", &[], json!({})).await;
     assert_eq!(s.app.rest("DELETE", "/api/v1/environments/env-spare", Some(&s.admin), None).await.data()["deleted"], true);
     assert_eq!(s.app.rest("GET", "/api/v1/environments/env-spare", Some(&s.admin), None).await.error_key(), "environment_not_found");
     assert_eq!(s.app.rest("PUT", "/api/v1/environments/env-spare/nodes", Some(&s.admin), Some(json!({ "nodes": [] }))).await.error_key(), "environment_not_found");
