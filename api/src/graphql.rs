@@ -146,35 +146,7 @@ impl From<AuditFilterInput> for AuditFilter {
     }
 }
 
-/// A Kubernetes cluster and its connection record (never its credentials).
-#[derive(SimpleObject)]
-pub struct Cluster {
-    pub id: Uuid,
-    pub name: String,
-    pub project_id: Uuid,
-    pub team_id: Uuid,
-    pub source_type: String,
-    pub status: String,
-    pub labels: Json<Value>,
-    pub connection: Json<Value>,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<clusters::ClusterView> for Cluster {
-    fn from(c: clusters::ClusterView) -> Self {
-        Cluster {
-            id: c.id,
-            name: c.name,
-            project_id: c.project_id,
-            team_id: c.team_id,
-            source_type: c.source_type,
-            status: c.status,
-            labels: Json(c.labels),
-            connection: Json(serde_json::to_value(&c.connection).unwrap_or_default()),
-            created_at: c.created_at,
-        }
-    }
-}
+pub use opspilot_projections::clusters::ClusterView as Cluster;
 
 page_type!(ClusterPage, Cluster);
 
@@ -353,7 +325,7 @@ impl CoreQuery {
     /// One cluster (id or name).
     async fn cluster(&self, ctx: &Context<'_>, id: String) -> GqlResult<Option<Cluster>> {
         let c = clusters::get(&state(ctx).pool, principal(ctx)?, opspilot_commands::ids::resolve("cluster", &id)).await.map_err(|e| gql(e, ctx))?;
-        Ok(c.map(Into::into))
+        Ok(c)
     }
 
     /// One release (visible to the caller).

@@ -64,8 +64,9 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
     Ok(())
 }
 
-/// A cluster with its connection record.
+/// A cluster with its connection record (never its credentials).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Cluster"))]
 pub struct ClusterView {
     pub id: Uuid,
     pub name: String,
@@ -80,6 +81,7 @@ pub struct ClusterView {
 
 /// The connection record (`GET /clusters/:id/connection`).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "ClusterConnection"))]
 pub struct ConnectionView {
     pub source_type: String,
     pub auth_type: String,

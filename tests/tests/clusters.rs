@@ -141,9 +141,9 @@ async fn import_by_client_certificate_and_its_negatives() {
 
     let a = app.rest("POST", "/api/v1/clusters/import/cert", Some(&admin), Some(with(placement("k8s-cert"), body(&crt)))).await;
     assert_eq!(a.data()["auth_type"], "cert_key");
-    let r = app.gql(Some(&dev), "{ clusters { total list { name connection } } }", json!({})).await;
+    let r = app.gql(Some(&dev), "{ clusters { total list { name connection { authType endpoint } } } }", json!({})).await;
     assert_eq!(r["data"]["clusters"]["total"], 1, "dev_user sees the cluster of proj-alpha");
-    assert_eq!(r["data"]["clusters"]["list"][0]["connection"]["auth_type"], "cert_key");
+    assert_eq!(r["data"]["clusters"]["list"][0]["connection"]["authType"], "cert_key", "{r}");
     let t = app.gql(Some(&dev), r#"mutation { testClusterConnection(id: "k8s-cert") { result } }"#, json!({})).await;
     assert_eq!(t["data"]["testClusterConnection"]["result"]["reachable"], true, "{t}");
 }
