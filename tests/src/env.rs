@@ -157,6 +157,26 @@ pub fn on_host(i: usize, script: &str) -> String {
     in_container(shared()["hosts"][i]["container"].as_str().expect("container"), script)
 }
 
+/// Undoes what an earlier, interrupted run installed on a test host (a
+/// machine that keeps its test hosts between runs would otherwise fail every
+/// later run): the staged bundle's own rollback hook with `purge`, then
+/// OpsPilot's staging directory. Says on stderr when there was something.
+pub fn make_fresh(container: &str) {
+    let script = r#"
+        [ -f /opt/opspilot/script/hooks/rollback.sh ] || { rm -rf /opt/opspilot; exit 0; }
+        echo "leftovers of an earlier run: rolling them back" >&2
+        docker rm -f $(docker ps -aq) >/dev/null 2>&1
+        mkdir -p /opt/opspilot/tasks/reset
+        echo '{"install_options": {"purge": "true"}}' > /opt/opspilot/tasks/reset/context.json
+        OPS_TASK_ID=reset bash /opt/opspilot/script/hooks/rollback.sh >&2
+        rm -rf /opt/opspilot
+    "#;
+    let out = Command::new("docker").args(["exec", container, "bash", "-c", script]).output().expect("docker exec runs");
+    if !out.stderr.is_empty() {
+        eprintln!("{container}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
 /// Runs `script` as root inside a test host's container; answers its stdout.
 pub fn in_container(container: &str, script: &str) -> String {
     let out = Command::new("docker").args(["exec", container, "sh", "-c", script]).output().expect("docker exec runs");

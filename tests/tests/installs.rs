@@ -156,8 +156,8 @@ async fn ship_svc_b_expecting(s: &Site, variables: Value, expected: &str) -> (St
 async fn compose_is_installed_on_a_fresh_host_and_repaired_and_svc_b_is_released_upgraded_and_rolled_back() {
     let s = site(compose_bundle()).await;
     let ip = env::shared()["hosts"][3]["ip"].as_str().unwrap().to_string();
-    assert_eq!(on_host(3, "command -v dockerd; ls /opt/opspilot/compose 2>/dev/null"), "", "host 4 is not fresh: an earlier run left things behind");
-    on_host(3, "rm -rf /opt/opspilot");
+    env::make_fresh(env::shared()["hosts"][3]["container"].as_str().unwrap());
+    assert_eq!(on_host(3, "command -v dockerd; ls /opt/opspilot/compose 2>/dev/null"), "", "host 4 is not fresh");
     // Inputs full of shell syntax: they are data and must run nothing.
     let evil = "$(touch /tmp/pwned-label) `touch /tmp/pwned-tick` ' \" ;touch /tmp/pwned-semi\nnext";
     s.add_host("compose-1", 3, true, json!({ "note": evil })).await;
@@ -302,8 +302,8 @@ async fn on_a_systemd_host_the_engine_is_an_enabled_unit_that_systemd_restarts_a
     let h = &env::shared()["systemdHost"];
     let on = |script: &str| in_container(h["container"].as_str().unwrap(), script);
     assert_eq!(on("ps -p 1 -o comm="), "systemd\n", "the host runs systemd as PID 1");
-    assert_eq!(on("command -v dockerd; systemctl cat opspilot-dockerd.service 2>/dev/null"), "", "the systemd host is not fresh: an earlier run left things behind");
-    on("rm -rf /opt/opspilot");
+    env::make_fresh(h["container"].as_str().unwrap());
+    assert_eq!(on("command -v dockerd; systemctl cat opspilot-dockerd.service 2>/dev/null"), "", "the systemd host is not fresh");
     // The non-root user, through sudo: systemctl needs root.
     s.add_host_entry("sd-1", h, h["hostKey"]["fingerprint"].as_str().unwrap(), false, json!({})).await;
     s.compose_env("env-systemd", &["sd-1"], json!({})).await;
