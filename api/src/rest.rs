@@ -40,6 +40,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// The answer of a command: its result, once the projections have caught up
+/// with it (read-your-writes).
+pub(crate) async fn settled(s: &AppState, h: opspilot_commands::Handled) -> ApiResult {
+    s.settle(h.position).await;
+    Ok(ok(h.result))
+}
+
 /// The `/api/v1` routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -125,9 +132,7 @@ async fn issue_token(State(s): State<AppState>, meta: RequestMeta, Body(b): Body
 }
 
 async fn revoke_token(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<Uuid>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.revoke_api_token(&meta.command_context()?, id)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.revoke_api_token(&meta.command_context()?, id)).await?).await
 }
 
 /// `?page=&page_size=` of every list.
@@ -149,9 +154,7 @@ struct ProjectBody {
 }
 
 async fn create_project(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ProjectBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.create_project(&meta.command_context()?, &b.name, &b.description)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.create_project(&meta.command_context()?, &b.name, &b.description)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -173,9 +176,7 @@ struct TeamBody {
 }
 
 async fn create_team(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<TeamBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.create_team(&meta.command_context()?, &b.name, &b.project_id)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.create_team(&meta.command_context()?, &b.name, &b.project_id)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -184,9 +185,7 @@ struct MemberBody {
 }
 
 async fn add_member(State(s): State<AppState>, meta: RequestMeta, Path(team): Path<String>, Body(b): Body<MemberBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.add_team_member(&meta.command_context()?, &team, &b.user_id)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.add_team_member(&meta.command_context()?, &team, &b.user_id)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -213,9 +212,7 @@ struct UserBody {
 
 async fn create_user(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<UserBody>) -> ApiResult {
     let input = NewUser { username: b.username, display_name: b.display_name, password: b.password, roles: b.roles };
-    let h = s.run(meta.lang, s.commands.create_user(&meta.command_context()?, input)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.create_user(&meta.command_context()?, input)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -224,15 +221,11 @@ struct RoleBody {
 }
 
 async fn grant_role(State(s): State<AppState>, meta: RequestMeta, Path(user): Path<String>, Body(b): Body<RoleBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.grant_role(&meta.command_context()?, &user, &b.role)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.grant_role(&meta.command_context()?, &user, &b.role)).await?).await
 }
 
 async fn revoke_role(State(s): State<AppState>, meta: RequestMeta, Path((user, role)): Path<(String, String)>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.revoke_role(&meta.command_context()?, &user, &role)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.revoke_role(&meta.command_context()?, &user, &role)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -241,9 +234,7 @@ struct PasswordBody {
 }
 
 async fn change_password(State(s): State<AppState>, meta: RequestMeta, Path(user): Path<String>, Body(b): Body<PasswordBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.change_password(&meta.command_context()?, &user, &b.password)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.change_password(&meta.command_context()?, &user, &b.password)).await?).await
 }
 
 async fn list_credentials(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
@@ -259,11 +250,8 @@ struct CredentialBody {
 }
 
 async fn store_credential(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<CredentialBody>) -> ApiResult {
-    let h = s.run(meta.lang, s
-        .commands
-        .store_credential(&meta.command_context()?, &b.name, &b.kind, &b.secret, b.project_id.as_deref())).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    let h = s.run(meta.lang, s.commands.store_credential(&meta.command_context()?, &b.name, &b.kind, &b.secret, b.project_id.as_deref())).await?;
+    settled(&s, h).await
 }
 
 #[derive(Deserialize)]
@@ -331,9 +319,7 @@ struct ImportKubeconfigBody {
 
 async fn import_kubeconfig(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ImportKubeconfigBody>) -> ApiResult {
     let placement = ClusterPlacement { name: b.name, project: b.project_id, team: b.team_id, labels: b.labels };
-    let h = s.run(meta.lang, s.commands.import_cluster_kubeconfig(&meta.command_context()?, &placement, &b.kubeconfig)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.import_cluster_kubeconfig(&meta.command_context()?, &placement, &b.kubeconfig)).await?).await
 }
 
 #[derive(Deserialize, Default)]
@@ -378,9 +364,7 @@ struct ImportCertBody {
 async fn import_cert(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ImportCertBody>) -> ApiResult {
     let placement = ClusterPlacement { name: b.name, project: b.project_id, team: b.team_id, labels: b.labels };
     let parts = b.cert.parts().map_err(|e| e.in_lang(meta.lang))?;
-    let h = s.run(meta.lang, s.commands.import_cluster_cert(&meta.command_context()?, &placement, &parts)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.import_cluster_cert(&meta.command_context()?, &placement, &parts)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -393,15 +377,11 @@ struct ConnectionBody {
 async fn put_connection(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<ConnectionBody>) -> ApiResult {
     let ctx = meta.command_context()?;
     let parts = if b.kubeconfig.is_some() { None } else { Some(b.cert.parts().map_err(|e| e.in_lang(meta.lang))?) };
-    let h = s.run(meta.lang, s.commands.update_cluster_connection(&ctx, &id, b.kubeconfig.as_deref(), parts.as_ref())).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.update_cluster_connection(&ctx, &id, b.kubeconfig.as_deref(), parts.as_ref())).await?).await
 }
 
 async fn test_connection(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.test_cluster_connection(&meta.command_context()?, &id)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.test_cluster_connection(&meta.command_context()?, &id)).await?).await
 }
 
 async fn list_services(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
@@ -434,9 +414,7 @@ async fn create_service(State(s): State<AppState>, meta: RequestMeta, Body(b): B
         default_variables: b.default_variables,
         risk_level: b.risk_level,
     };
-    let h = s.run(meta.lang, s.commands.create_service(&meta.command_context()?, input)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.create_service(&meta.command_context()?, input)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -468,9 +446,7 @@ async fn create_target(State(s): State<AppState>, meta: RequestMeta, Body(b): Bo
         project_name: b.project_name,
         project_dir: b.project_dir,
     };
-    let h = s.run(meta.lang, s.commands.create_target(&meta.command_context()?, input)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.create_target(&meta.command_context()?, input)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -485,9 +461,7 @@ struct PreviewBody {
 
 async fn preview_release(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<PreviewBody>) -> ApiResult {
     let r = PreviewRequest { service: b.service_id, target: b.target_id, env: b.env, strategy: b.strategy, variables: b.variables };
-    let h = s.run(meta.lang, s.commands.preview_release(&meta.command_context()?, &r)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.preview_release(&meta.command_context()?, &r)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -506,9 +480,7 @@ async fn apply_release(State(s): State<AppState>, meta: RequestMeta, Body(b): Bo
         preview_ref: b.preview_ref,
         params: PreviewRequest { service: b.service_id, target: b.target_id, env: b.env, strategy: b.strategy, variables: b.variables },
     };
-    let h = s.run(meta.lang, s.commands.apply_release(&meta.command_context()?, &req)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.apply_release(&meta.command_context()?, &req)).await?).await
 }
 
 async fn find_release(s: &AppState, meta: &RequestMeta, id: &str) -> Result<releases::ReleaseView, ApiError> {
@@ -545,9 +517,7 @@ async fn approve_release(State(s): State<AppState>, meta: RequestMeta, Path(id):
         Some(t) => t,
         None => release_ticket(&s, &meta, &id).await?,
     };
-    let h = s.run(meta.lang, s.commands.approve_ticket_for_release(&meta.command_context()?, &ticket, r.id, body.comment)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.approve_ticket_for_release(&meta.command_context()?, &ticket, r.id, body.comment)).await?).await
 }
 
 async fn reject_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(body): Body<CommentBody>) -> ApiResult {
@@ -570,8 +540,7 @@ async fn decide(s: &AppState, meta: &RequestMeta, ticket: &str, comment: Option<
     } else {
         s.run(meta.lang, s.commands.reject_ticket(&ctx, ticket, comment)).await?
     };
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(s, h).await
 }
 
 async fn release_timeline(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
@@ -627,9 +596,7 @@ async fn inbox(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Inb
 
 async fn rollback_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
     let r = find_release(&s, &meta, &id).await?;
-    let h = s.run(meta.lang, s.commands.rollback_release(&meta.command_context()?, r.id)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.rollback_release(&meta.command_context()?, r.id)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -639,9 +606,7 @@ struct ReasonBody {
 
 async fn cancel_release(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(body): Body<ReasonBody>) -> ApiResult {
     let r = find_release(&s, &meta, &id).await?;
-    let h = s.run(meta.lang, s.commands.cancel_release(&meta.command_context()?, r.id, body.reason)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.cancel_release(&meta.command_context()?, r.id, body.reason)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -651,16 +616,12 @@ struct AssignBody {
 }
 
 async fn assign_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>, Body(b): Body<AssignBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.assign_ticket(&meta.command_context()?, &ticket, &b.assigned_to, b.comment)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.assign_ticket(&meta.command_context()?, &ticket, &b.assigned_to, b.comment)).await?).await
 }
 
 async fn comment_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>, Body(b): Body<CommentBody>) -> ApiResult {
     let comment = b.comment.unwrap_or_default();
-    let h = s.run(meta.lang, s.commands.comment_ticket(&meta.command_context()?, &ticket, &comment)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.comment_ticket(&meta.command_context()?, &ticket, &comment)).await?).await
 }
 
 async fn inbox_ticket(State(s): State<AppState>, meta: RequestMeta, Path(ticket): Path<String>) -> ApiResult {

@@ -17,7 +17,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::error::{ok, ApiError};
-use crate::rest::{Body, Paging};
+use crate::rest::{settled, Body, Paging};
 use crate::state::{AppState, RequestMeta};
 
 type ApiResult = Result<axum::response::Response, ApiError>;
@@ -72,9 +72,7 @@ struct HostBody {
 async fn register_host(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<HostBody>) -> ApiResult {
     let secret = b.private_key.or(b.password);
     let h = NewHost { name: b.name, project: b.project_id, ip: b.ip, port: b.port.unwrap_or(22), ssh_user: b.ssh_user, auth: b.auth, credential: b.credential_id, secret, labels: b.labels };
-    let h = s.run(meta.lang, s.commands.register_host(&meta.command_context()?, h)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.register_host(&meta.command_context()?, h)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -92,15 +90,11 @@ struct HostPatchBody {
 async fn update_host(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<HostPatchBody>) -> ApiResult {
     let secret = b.private_key.or(b.password);
     let p = HostPatch { ip: b.ip, port: b.port, ssh_user: b.ssh_user, auth: b.auth, credential: b.credential_id, secret, labels: b.labels };
-    let h = s.run(meta.lang, s.commands.update_host(&meta.command_context()?, &id, p)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.update_host(&meta.command_context()?, &id, p)).await?).await
 }
 
 async fn delete_host(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.delete_host(&meta.command_context()?, &id)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.delete_host(&meta.command_context()?, &id)).await?).await
 }
 
 async fn list_hosts(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
@@ -122,15 +116,11 @@ struct TrustBody {
 }
 
 async fn trust_host_key(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<TrustBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.trust_host_key(&meta.command_context()?, &id, &b.fingerprint)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.trust_host_key(&meta.command_context()?, &id, &b.fingerprint)).await?).await
 }
 
 async fn check_host(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.check_host(&meta.command_context()?, &id)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.check_host(&meta.command_context()?, &id)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -159,9 +149,7 @@ async fn create_environment(State(s): State<AppState>, meta: RequestMeta, Body(b
         labels: b.labels,
         description: b.description,
     };
-    let h = s.run(meta.lang, s.commands.create_environment(&meta.command_context()?, n)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.create_environment(&meta.command_context()?, n)).await?).await
 }
 
 async fn list_environments(State(s): State<AppState>, meta: RequestMeta, Query(q): Query<Paging>) -> ApiResult {
@@ -185,15 +173,11 @@ struct EnvironmentPatch {
 
 async fn update_environment(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<EnvironmentPatch>) -> ApiResult {
     let facts = EnvironmentFacts { region: b.region, labels: b.labels, description: b.description };
-    let h = s.run(meta.lang, s.commands.update_environment(&meta.command_context()?, &id, facts)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.update_environment(&meta.command_context()?, &id, facts)).await?).await
 }
 
 async fn delete_environment(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.delete_environment(&meta.command_context()?, &id)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.delete_environment(&meta.command_context()?, &id)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -210,9 +194,7 @@ struct NodesBody {
 
 async fn bind_nodes(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<NodesBody>) -> ApiResult {
     let nodes = b.nodes.into_iter().map(|n| NodeRequest { host: n.host_id, node_role: n.node_role, weight: n.weight }).collect();
-    let h = s.run(meta.lang, s.commands.bind_nodes(&meta.command_context()?, &id, nodes)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.bind_nodes(&meta.command_context()?, &id, nodes)).await?).await
 }
 
 #[derive(Deserialize, Default)]
@@ -232,9 +214,7 @@ async fn preview_install(State(s): State<AppState>, meta: RequestMeta, Path(id):
     }
     let options = b.install_options.into_iter().map(|(k, v)| (k, v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect();
     let r = InstallPreviewRequest { action: b.action, runtime_type: b.runtime_type, manifest_version: b.manifest_version, install_options: options };
-    let h = s.run(meta.lang, s.commands.preview_install(&meta.command_context()?, &id, r)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.preview_install(&meta.command_context()?, &id, r)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -248,15 +228,11 @@ struct InstallApplyBody {
 }
 
 async fn apply_install(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<InstallApplyBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.apply_install(&meta.command_context()?, &id, b.preview_ref.as_deref(), b.confirm, false)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.apply_install(&meta.command_context()?, &id, b.preview_ref.as_deref(), b.confirm, false)).await?).await
 }
 
 async fn rollback_install(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Body(b): Body<InstallApplyBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.apply_install(&meta.command_context()?, &id, b.preview_ref.as_deref(), b.confirm, true)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.apply_install(&meta.command_context()?, &id, b.preview_ref.as_deref(), b.confirm, true)).await?).await
 }
 
 #[derive(Deserialize)]
@@ -265,9 +241,7 @@ struct CancelBody {
 }
 
 async fn cancel_task(State(s): State<AppState>, meta: RequestMeta, Path((id, task_id)): Path<(String, Uuid)>, Body(b): Body<CancelBody>) -> ApiResult {
-    let h = s.run(meta.lang, s.commands.cancel_install(&meta.command_context()?, &id, task_id, b.reason)).await?;
-    s.settle(h.position).await;
-    Ok(ok(h.result))
+    settled(&s, s.run(meta.lang, s.commands.cancel_install(&meta.command_context()?, &id, task_id, b.reason)).await?).await
 }
 
 async fn list_tasks(State(s): State<AppState>, meta: RequestMeta, Path(id): Path<String>, Query(q): Query<Paging>) -> ApiResult {
