@@ -153,7 +153,10 @@ fn assembled() -> tempfile::TempDir {
 
 /// A bundle that was indexed and signed with `KEY`.
 fn signed() -> tempfile::TempDir {
-    let dir = assembled();
+    indexed_and_signed(assembled())
+}
+
+fn indexed_and_signed(dir: tempfile::TempDir) -> tempfile::TempDir {
     fill_index(dir.path(), &no_progress).unwrap();
     sign(dir.path(), KEY).unwrap();
     dir
@@ -557,10 +560,7 @@ fn assembled_with_script() -> tempfile::TempDir {
 }
 
 fn signed_with_script() -> tempfile::TempDir {
-    let dir = assembled_with_script();
-    fill_index(dir.path(), &no_progress).unwrap();
-    sign(dir.path(), KEY).unwrap();
-    dir
+    indexed_and_signed(assembled_with_script())
 }
 
 #[test]
