@@ -20,6 +20,9 @@ pub struct ComposeFact {
     pub operation: String,
     pub error_key: String,
     pub summary: String,
+    /// The release's execution this fact belongs to (absent on previews).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<i64>,
 }
 
 /// A compose fact.

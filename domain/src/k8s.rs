@@ -13,10 +13,26 @@ use crate::event::{DomainEvent, EventStatus, Severity};
 pub enum K8sEvent {
     /// The release's objects were applied (server-side apply) and rolled out.
     #[serde(rename = "k8s.deploy_apply_succeeded")]
-    DeployApplySucceeded { release_id: Uuid, cluster_id: Option<Uuid>, operation: String, summary: String },
+    /// `execution` is the release's execution this outcome belongs to.
+    DeployApplySucceeded {
+        release_id: Uuid,
+        cluster_id: Option<Uuid>,
+        operation: String,
+        summary: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution: Option<i64>,
+    },
     /// Apply or rollout failed; `error_key` from the dictionary.
     #[serde(rename = "k8s.deploy_apply_failed")]
-    DeployApplyFailed { release_id: Uuid, cluster_id: Option<Uuid>, operation: String, error_key: String, summary: String },
+    DeployApplyFailed {
+        release_id: Uuid,
+        cluster_id: Option<Uuid>,
+        operation: String,
+        error_key: String,
+        summary: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        execution: Option<i64>,
+    },
 }
 
 impl DomainEvent for K8sEvent {

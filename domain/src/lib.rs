@@ -15,6 +15,7 @@ pub mod identity;
 pub mod install_task;
 pub mod k8s;
 pub mod name;
+pub mod policy;
 pub mod rbac;
 pub mod release;
 pub mod security;

@@ -183,11 +183,14 @@ pub enum ReleaseCommand {
     /// Withdraws a release (or rollback) waiting for approval.
     /// Who cancelled is the envelope's actor.
     Cancel { reason: Option<String> },
-    Applied { summary: String },
-    Failed { error_key: ErrorCode, summary: String },
+    /// The execution that started at stream version `execution` applied.
+    /// Outcomes name their execution, so a late or repeated outcome of an
+    /// execution that is over changes nothing.
+    Applied { execution: i64, summary: String },
+    Failed { execution: i64, error_key: ErrorCode, summary: String },
     RequestRollback { by: Uuid, target_artifact_release_id: Uuid, approval: ApprovalDecision },
-    RollbackCompleted { summary: String },
-    RollbackFailed { error_key: ErrorCode, summary: String },
+    RollbackCompleted { execution: i64, summary: String },
+    RollbackFailed { execution: i64, error_key: ErrorCode, summary: String },
 }
 
 /// What a release records; names exactly the seed's dictionary.
@@ -362,6 +365,23 @@ pub struct Release {
     pub rollback_target: Option<Uuid>,
     /// The last ticket decided for this release, so a redelivered decision is a no-op.
     pub last_decision: Option<(String, TicketStatus)>,
+    /// The stream version of the last event folded (events are numbered from 1).
+    pub version: i64,
+    /// The execution under way: the stream version of its `release.applying`.
+    pub execution: Option<i64>,
+    /// The last execution whose outcome is recorded.
+    pub last_finished_execution: Option<i64>,
+}
+
+/// An execution a release asks for now: what to run, and the version that
+/// ties its side effect and its outcome together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueExecution {
+    /// The stream version of the `release.applying` that started it.
+    pub execution: i64,
+    pub operation: Operation,
+    /// The release whose previewed artifact is applied (itself, or the rollback's target).
+    pub artifact_of: Uuid,
 }
 
 impl Release {
@@ -376,6 +396,32 @@ impl Release {
             environment_id: spec.environment_id.clone(),
             ..EventScope::resource("release", r.release_id).in_project(spec.project_id).in_team(spec.team_id)
         })
+    }
+
+    /// The execution still due, if the release is applying or rolling back.
+    /// An executor acts only on this: anything else means the effect it was
+    /// asked for happened already, or is no longer wanted.
+    pub fn execution_due(&self) -> Option<DueExecution> {
+        let r = self.release.as_ref()?;
+        let execution = self.execution?;
+        match (self.status, self.operation) {
+            (ReleaseStatus::Applying, Operation::Apply) => Some(DueExecution { execution, operation: Operation::Apply, artifact_of: r.release_id }),
+            (ReleaseStatus::RollingBack, Operation::Rollback) => {
+                Some(DueExecution { execution, operation: Operation::Rollback, artifact_of: self.rollback_target? })
+            }
+            _ => None,
+        }
+    }
+
+    /// The release an outcome of `execution` may be recorded for; `Ok(None)`
+    /// when that outcome is recorded already (a repeated delivery).
+    fn finishing(&self, execution: i64, operation: Operation, action: &str) -> Result<Option<&ReleaseRef>, DomainError> {
+        let r = self.existing()?;
+        match self.execution_due() {
+            Some(due) if due.execution == execution && due.operation == operation => Ok(Some(r)),
+            _ if self.last_finished_execution == Some(execution) => Ok(None),
+            _ => Err(self.state_invalid(action)),
+        }
     }
 
     fn state_invalid(&self, action: &str) -> DomainError {
@@ -578,18 +624,12 @@ impl Aggregate for Release {
                     _ => Err(self.state_invalid("cancel")),
                 }
             }
-            ReleaseCommand::Applied { summary } => {
-                let r = self.existing()?;
-                if self.status != ReleaseStatus::Applying {
-                    return Err(self.state_invalid("complete"));
-                }
+            ReleaseCommand::Applied { execution, summary } => {
+                let Some(r) = self.finishing(execution, Operation::Apply, "complete")? else { return Ok(vec![]) };
                 Ok(vec![ReleaseEvent::Applied { release: r.clone(), summary }])
             }
-            ReleaseCommand::Failed { error_key, summary } => {
-                let r = self.existing()?;
-                if self.status != ReleaseStatus::Applying {
-                    return Err(self.state_invalid("fail"));
-                }
+            ReleaseCommand::Failed { execution, error_key, summary } => {
+                let Some(r) = self.finishing(execution, Operation::Apply, "fail")? else { return Ok(vec![]) };
                 Ok(vec![ReleaseEvent::Failed { release: r.clone(), error_key: error_key.key().into(), summary, approval_ticket: self.approval_ticket.clone() }])
             }
             ReleaseCommand::RequestRollback { by, target_artifact_release_id, approval } => {
@@ -617,33 +657,35 @@ impl Aggregate for Release {
                     },
                 ])
             }
-            ReleaseCommand::RollbackCompleted { summary } => {
-                let r = self.existing()?;
-                match (self.status, self.rollback_target) {
-                    (ReleaseStatus::RollingBack, Some(target_artifact_release_id)) => {
-                        Ok(vec![ReleaseEvent::RollbackCompleted { release: r.clone(), target_artifact_release_id, summary }])
-                    }
-                    _ => Err(self.state_invalid("complete the rollback of")),
-                }
+            ReleaseCommand::RollbackCompleted { execution, summary } => {
+                let Some(r) = self.finishing(execution, Operation::Rollback, "complete the rollback of")? else { return Ok(vec![]) };
+                let target_artifact_release_id = self.rollback_target.expect("a due rollback has a target");
+                Ok(vec![ReleaseEvent::RollbackCompleted { release: r.clone(), target_artifact_release_id, summary }])
             }
-            ReleaseCommand::RollbackFailed { error_key, summary } => {
-                let r = self.existing()?;
-                match (self.status, self.rollback_target) {
-                    (ReleaseStatus::RollingBack, Some(target_artifact_release_id)) => Ok(vec![ReleaseEvent::RollbackFailed {
-                        release: r.clone(),
-                        target_artifact_release_id,
-                        error_key: error_key.key().into(),
-                        summary,
-                        approval_ticket: self.approval_ticket.clone(),
-                    }]),
-                    _ => Err(self.state_invalid("fail the rollback of")),
-                }
+            ReleaseCommand::RollbackFailed { execution, error_key, summary } => {
+                let Some(r) = self.finishing(execution, Operation::Rollback, "fail the rollback of")? else { return Ok(vec![]) };
+                Ok(vec![ReleaseEvent::RollbackFailed {
+                    release: r.clone(),
+                    target_artifact_release_id: self.rollback_target.expect("a due rollback has a target"),
+                    error_key: error_key.key().into(),
+                    summary,
+                    approval_ticket: self.approval_ticket.clone(),
+                }])
             }
         }
     }
 
     fn evolve(mut self, event: &ReleaseEvent) -> Self {
         let decided = |s: &Self| s.approval_ticket.clone().unwrap_or_default();
+        self.version += 1;
+        // An outcome of the execution under way ends it.
+        if matches!(
+            (event, self.status),
+            (ReleaseEvent::Applied { .. } | ReleaseEvent::Failed { .. }, ReleaseStatus::Applying)
+                | (ReleaseEvent::RollbackCompleted { .. } | ReleaseEvent::RollbackFailed { .. }, ReleaseStatus::RollingBack)
+        ) {
+            self.last_finished_execution = self.execution.take();
+        }
         match event {
             ReleaseEvent::DraftCreated { release, project_id, team_id, environment_id, variables }
             | ReleaseEvent::PreviewFailed { release, project_id, team_id, environment_id, variables, .. } => {
@@ -673,6 +715,7 @@ impl Aggregate for Release {
                 self.status = if *operation == Operation::Rollback { ReleaseStatus::Applied } else { ReleaseStatus::Rejected };
             }
             ReleaseEvent::Applying { operation, .. } => {
+                self.execution = Some(self.version);
                 self.operation = *operation;
                 self.status = if *operation == Operation::Rollback { ReleaseStatus::RollingBack } else { ReleaseStatus::Applying };
             }
@@ -855,6 +898,11 @@ mod tests {
         Release::fold(events.iter()).status
     }
 
+    /// The execution a history has under way.
+    fn due(events: &[ReleaseEvent]) -> i64 {
+        Release::fold(events.iter()).execution_due().expect("an execution is due").execution
+    }
+
     #[test]
     fn a_first_preview_creates_the_draft_and_records_the_preview() {
         given::<Release>(vec![]).when(preview()).then_expect_events(vec![draft_created(), previewed()]);
@@ -911,10 +959,31 @@ mod tests {
         running.extend([approved(TICKET, Operation::Apply), applying(Some(TICKET))]);
         assert_eq!(status_after(&running), ReleaseStatus::Applying);
         given::<Release>(running.clone())
-            .when(ReleaseCommand::Applied { summary: "3/3 ready".into() })
+            .when(ReleaseCommand::Applied { execution: due(&running), summary: "3/3 ready".into() })
             .then_expect_events(vec![ReleaseEvent::Applied { release: rel(), summary: "3/3 ready".into() }]);
         running.push(ReleaseEvent::Applied { release: rel(), summary: "3/3 ready".into() });
         assert_eq!(status_after(&running), ReleaseStatus::Applied);
+    }
+
+    #[test]
+    fn an_outcome_names_its_execution_and_a_repeated_one_changes_nothing() {
+        let mut history = vec![draft_created(), previewed(), apply_requested(), applying(None)];
+        let execution = due(&history);
+        assert_eq!(execution, 4, "the stream version of release.applying");
+        given::<Release>(history.clone())
+            .when(ReleaseCommand::Applied { execution: execution + 1, summary: String::new() })
+            .then_expect_error(ErrorCode::ReleaseStateInvalid);
+        history.push(ReleaseEvent::Applied { release: rel(), summary: "3/3 ready".into() });
+        assert_eq!(Release::fold(history.iter()).execution_due(), None, "nothing is due once applied");
+        given::<Release>(history.clone()).when(ReleaseCommand::Applied { execution, summary: "again".into() }).then_expect_events(vec![]);
+        given::<Release>(history.clone())
+            .when(ReleaseCommand::Failed { execution, error_key: ErrorCode::ReleaseApplyFailed, summary: "late".into() })
+            .then_expect_events(vec![]);
+        // A rollback is a new execution: the apply's outcome does not end it.
+        history.extend([rollback_requested(), rolling_back(None)]);
+        let rollback = Release::fold(history.iter()).execution_due().unwrap();
+        assert_eq!((rollback.operation, rollback.artifact_of), (Operation::Rollback, EARLIER));
+        given::<Release>(history).when(ReleaseCommand::Applied { execution, summary: String::new() }).then_expect_events(vec![]);
     }
 
     #[test]
@@ -929,7 +998,7 @@ mod tests {
         let history = vec![draft_created(), previewed(), apply_requested(), applying(None)];
         let failed = ReleaseEvent::Failed { release: rel(), error_key: "release_apply_failed".into(), summary: "rollout deadline".into(), approval_ticket: None };
         given::<Release>(history.clone())
-            .when(ReleaseCommand::Failed { error_key: ErrorCode::ReleaseApplyFailed, summary: "rollout deadline".into() })
+            .when(ReleaseCommand::Failed { execution: due(&history), error_key: ErrorCode::ReleaseApplyFailed, summary: "rollout deadline".into() })
             .then_expect_events(vec![failed.clone()]);
         let mut ended = history;
         ended.push(failed.clone());
@@ -945,7 +1014,7 @@ mod tests {
         let mut history = awaiting_approval();
         history.push(rejected());
         assert_eq!(status_after(&history), ReleaseStatus::Rejected);
-        given::<Release>(history.clone()).when(ReleaseCommand::Applied { summary: String::new() }).then_expect_error(ErrorCode::ReleaseStateInvalid);
+        given::<Release>(history.clone()).when(ReleaseCommand::Applied { execution: 4, summary: String::new() }).then_expect_error(ErrorCode::ReleaseStateInvalid);
         given::<Release>(history).when(apply(ApprovalDecision::NotRequired)).then_expect_error(ErrorCode::ReleaseStateInvalid);
     }
 
@@ -1042,7 +1111,7 @@ mod tests {
         assert_eq!(status_after(&history), ReleaseStatus::RollingBack);
         let completed = ReleaseEvent::RollbackCompleted { release: rel(), target_artifact_release_id: EARLIER, summary: "2/2 ready".into() };
         given::<Release>(history.clone())
-            .when(ReleaseCommand::RollbackCompleted { summary: "2/2 ready".into() })
+            .when(ReleaseCommand::RollbackCompleted { execution: due(&history), summary: "2/2 ready".into() })
             .then_expect_events(vec![completed.clone()]);
         let mut done = history.clone();
         done.push(completed);
@@ -1055,7 +1124,7 @@ mod tests {
             approval_ticket: None,
         };
         given::<Release>(history.clone())
-            .when(ReleaseCommand::RollbackFailed { error_key: ErrorCode::ReleaseRollbackFailed, summary: "image pull".into() })
+            .when(ReleaseCommand::RollbackFailed { execution: due(&history), error_key: ErrorCode::ReleaseRollbackFailed, summary: "image pull".into() })
             .then_expect_events(vec![failed.clone()]);
         history.push(failed.clone());
         assert_eq!(status_after(&history), ReleaseStatus::RollbackFailed);
@@ -1110,7 +1179,7 @@ mod tests {
             .when(ReleaseCommand::RequestRollback { by: DEV, target_artifact_release_id: RELEASE, approval: ApprovalDecision::NotRequired })
             .then_expect_error(ErrorCode::ValidationError);
         given::<Release>(applied_release())
-            .when(ReleaseCommand::RollbackCompleted { summary: String::new() })
+            .when(ReleaseCommand::RollbackCompleted { execution: 1, summary: String::new() })
             .then_expect_error(ErrorCode::ReleaseStateInvalid);
     }
 
