@@ -1,10 +1,10 @@
 //! The global approval inbox: tickets of every scope type in one queue.
 //! Deciding a ticket is checked here (permission, scope, four-eyes, expiry,
-//! binding) and then handed to what the ticket was raised for.
+//! binding); what the ticket was raised for hears of it from the process manager.
 
 use chrono::Duration;
 use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket, Approver, RiskLevel, ScopeType, TicketBinding};
-use opspilot_domain::release::{Release, ReleaseCommand};
+use opspilot_domain::release::Release;
 use opspilot_domain::{stream_id_of, DomainError, ErrorCode};
 use serde_json::json;
 
@@ -17,34 +17,22 @@ impl Commands {
         self.ticket_ttl_override.unwrap_or(risk.sla() * 2)
     }
 
-    /// Expires every pending ticket past its `expires_at` and ends what it was
-    /// raised for; run by the scheduler. Answers how many tickets expired.
+    /// Expires every pending ticket past its `expires_at`; run by the
+    /// scheduler. What the ticket was raised for ends as the process
+    /// manager's follow-up. Answers how many tickets expired.
     pub async fn expire_due_tickets(&self, due: &[String]) -> Result<usize> {
         let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
         let mut n = 0;
         for ticket in due {
             let t = self.ticket(ticket).await?;
             let Some(scope) = t.scope() else { continue };
-            let facts = t.facts.clone().expect("scoped ticket has facts");
             let cmd = ApprovalCommand::Expire { now: ctx.now };
-            let h = self.execute::<ApprovalTicket>(&ctx, "approval.expire", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cmd), |_| json!({ "expired": true })).await;
-            if h.is_err() {
-                continue;
-            }
-            n += 1;
-            if facts.binding.scope_type == ScopeType::Install {
-                if let Some(env) = facts.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok()) {
-                    let _ = self.decide_install_ticket(&ctx, env, ticket, "expired", uuid::Uuid::nil(), None).await;
-                }
-            }
-            if facts.binding.scope_type == ScopeType::Release {
-                if let Ok(release_id) = uuid::Uuid::parse_str(&facts.binding.scope_id) {
-                    let (r, _) = self.load::<Release>(&stream_id_of::<Release>(release_id)).await?;
-                    if let Ok(rscope) = self.release_scope(release_id, &r) {
-                        let rcmd = ReleaseCommand::ExpireApproval { ticket: ticket.clone() };
-                        let _ = self.execute::<Release>(&ctx, "release.expire", &stream_id_of::<Release>(release_id), &rscope, |s| s.decide_clone(&rcmd), |_| json!({})).await;
-                    }
-                }
+            let expired = self.execute::<ApprovalTicket>(&ctx, "approval.expire", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cmd), |_| json!({ "expired": true })).await;
+            match expired {
+                Ok(_) => n += 1,
+                // Decided meanwhile: nothing to expire.
+                Err(crate::CommandError::Domain(e)) => tracing::debug!(%ticket, error = %e, "ticket not expired"),
+                Err(e) => return Err(e),
             }
         }
         Ok(n)
@@ -180,79 +168,7 @@ impl Commands {
                 return Err(e);
             }
         };
-        // Hand the decision to the environment whose task waits for it.
-        if facts.binding.scope_type == ScopeType::Install {
-            let env = facts.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok());
-            let env = env.ok_or_else(|| DomainError::new(ErrorCode::ApprovalTicketScopeMismatch, "the ticket names no environment"))?;
-            let position = self.decide_install_ticket(ctx, env, ticket, if approve { "approved" } else { "rejected" }, p.user_id, comment).await?;
-            return Ok(Handled { result: handled.result, position });
-        }
-        // Hand the decision to the release the ticket was raised for.
-        if facts.binding.scope_type == ScopeType::Release {
-            let release_id = uuid::Uuid::parse_str(&facts.binding.scope_id).expect("release binding");
-            let rcmd = if approve {
-                ReleaseCommand::Approve { ticket: ticket.to_string(), by: p.user_id }
-            } else {
-                ReleaseCommand::Reject { ticket: ticket.to_string(), by: p.user_id, comment }
-            };
-            let (r, _) = self.load::<Release>(&stream_id_of::<Release>(release_id)).await?;
-            let rscope = self.release_scope(release_id, &r)?;
-            let h = self
-                .execute::<Release>(ctx, "release.decision", &stream_id_of::<Release>(release_id), &rscope, |s| s.decide_clone(&rcmd), |_| handled.result.clone())
-                .await?;
-            if approve {
-                self.start_execution(release_id);
-            }
-            return Ok(Handled { result: handled.result, position: h.position });
-        }
+        // What the ticket was raised for hears of it from the process manager.
         Ok(handled)
-    }
-}
-
-/// A decision recorded in the inbox, as the scheduler found it undelivered.
-#[derive(Debug, Clone)]
-pub struct Decision {
-    pub ticket: String,
-    /// `release` or `install`.
-    pub scope_type: String,
-    pub scope_id: String,
-    pub environment_id: Option<String>,
-    /// approved | rejected | expired
-    pub status: String,
-    pub decided_by: Option<uuid::Uuid>,
-    pub comment: Option<String>,
-}
-
-impl Commands {
-    /// Hands a decision recorded in the inbox to the release or install task
-    /// it was raised for, when OpsPilot stopped between the two (run by the
-    /// scheduler). A decision delivered already changes nothing.
-    pub async fn deliver_decision(&self, d: &Decision) -> Result<()> {
-        let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
-        let by = d.decided_by.unwrap_or(uuid::Uuid::nil());
-        match d.scope_type.as_str() {
-            "release" => {
-                let Ok(release_id) = uuid::Uuid::parse_str(&d.scope_id) else { return Ok(()) };
-                let cmd = match d.status.as_str() {
-                    "approved" => ReleaseCommand::Approve { ticket: d.ticket.clone(), by },
-                    "rejected" => ReleaseCommand::Reject { ticket: d.ticket.clone(), by, comment: d.comment.clone() },
-                    "cancelled" => ReleaseCommand::Cancel { reason: d.comment.clone() },
-                    _ => ReleaseCommand::ExpireApproval { ticket: d.ticket.clone() },
-                };
-                let stream = stream_id_of::<Release>(release_id);
-                let (r, _) = self.load::<Release>(&stream).await?;
-                let scope = self.release_scope(release_id, &r)?;
-                self.execute::<Release>(&ctx, "release.decision", &stream, &scope, |s| s.decide_clone(&cmd), |_| json!({})).await?;
-                if d.status == "approved" {
-                    self.start_execution(release_id);
-                }
-            }
-            "install" => {
-                let Some(env) = d.environment_id.as_deref().and_then(|e| uuid::Uuid::parse_str(e).ok()) else { return Ok(()) };
-                self.decide_install_ticket(&ctx, env, &d.ticket, &d.status, by, d.comment.clone()).await?;
-            }
-            _ => {}
-        }
-        Ok(())
     }
 }

@@ -80,6 +80,7 @@ impl ComposeSite {
             operation: operation.into(),
             error_key: error_key.into(),
             summary,
+            execution: None,
         }
     }
 }
@@ -176,13 +177,16 @@ impl Commands {
     /// Puts `rendered` in place of the project's compose file (the previous one
     /// kept as `docker-compose.yml.prev`) and runs `up -d`; then collects `ps`.
     /// Records the `compose.*` facts; answers a summary.
-    pub(crate) async fn compose_up(&self, release_id: Uuid, scope: &EventScope, target: &DeployTarget, rendered: &str, rollback: bool) -> Result<String> {
+    /// Uploads the file and runs `up -d` for the release's `execution`; its
+    /// facts carry the execution, so a restarted executor finds the outcome.
+    pub(crate) async fn compose_up(&self, release_id: Uuid, execution: i64, scope: &EventScope, target: &DeployTarget, rendered: &str, rollback: bool) -> Result<String> {
         let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
         let site = self.compose_site(target).await?;
         let target_id = target.id.unwrap_or_default();
         let stream = format!("compose-release-{release_id}");
         let op = if rollback { "rollback" } else { "apply" };
-        let started = site.fact(release_id, target_id, op, "", format!("docker compose up -d in {}", site.placement.project_dir));
+        let fact = |error_key: &str, summary: String| ComposeFact { execution: Some(execution), ..site.fact(release_id, target_id, op, error_key, summary) };
+        let started = fact("", format!("docker compose up -d in {}", site.placement.project_dir));
         self.record(&ctx, &stream, scope, &[if rollback { ComposeEvent::RollbackStarted(started) } else { ComposeEvent::UpStarted(started) }]).await?;
         let outcome = async {
             let session = self.compose_session(&site).await?;
@@ -207,16 +211,16 @@ impl Commands {
             Ok(services) => {
                 let not_running: Vec<&ComposeService> = services.iter().filter(|s| s.state != "running").collect();
                 let summary = format!("{} service container(s) running in project {}", services.len(), site.placement.project_name);
-                let mut facts = vec![ComposeEvent::PsCollected { fact: site.fact(release_id, target_id, op, "", summary.clone()), services: services.clone() }];
+                let mut facts = vec![ComposeEvent::PsCollected { fact: fact("", summary.clone()), services: services.clone() }];
                 if !not_running.is_empty() || services.is_empty() {
                     let why = format!("not running after up: {}", not_running.iter().map(|s| format!("{} ({})", s.name, s.status)).collect::<Vec<_>>().join(", "));
                     let key = if rollback { ErrorCode::ComposeRollbackFailed } else { ErrorCode::ComposeUpFailed };
-                    let fact = site.fact(release_id, target_id, op, key.key(), why.clone());
+                    let fact = fact(key.key(), why.clone());
                     facts.push(if rollback { ComposeEvent::RollbackFailed(fact) } else { ComposeEvent::UpFailed(fact) });
                     self.record(&ctx, &stream, scope, &facts).await?;
                     return Err(DomainError::new(key, why).into());
                 }
-                let done = site.fact(release_id, target_id, op, "", "docker compose up -d completed".into());
+                let done = fact("", "docker compose up -d completed".into());
                 facts.push(if rollback { ComposeEvent::RollbackSucceeded(done) } else { ComposeEvent::UpSucceeded(done) });
                 self.record(&ctx, &stream, scope, &facts).await?;
                 Ok(summary)
@@ -226,7 +230,7 @@ impl Commands {
                     (true, ErrorCode::ComposeUpFailed) => ErrorCode::ComposeRollbackFailed,
                     (_, c) => c,
                 };
-                let fact = site.fact(release_id, target_id, op, key.key(), e.to_string());
+                let fact = fact(key.key(), e.to_string());
                 self.record(&ctx, &stream, scope, &[if rollback { ComposeEvent::RollbackFailed(fact) } else { ComposeEvent::UpFailed(fact) }]).await?;
                 Err(DomainError::new(key, e.to_string()).into())
             }

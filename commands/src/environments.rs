@@ -84,7 +84,7 @@ pub fn install_preview_ref(id: Uuid) -> String {
     format!("inst-prev-{id}")
 }
 
-fn env_scope(e: &Environment) -> EventScope {
+pub(crate) fn env_scope(e: &Environment) -> EventScope {
     let id = e.id.expect("existing environment");
     EventScope { environment_id: Some(id.to_string()), ..EventScope::resource("environment", id).in_project(e.project_id.unwrap()).in_team(e.team_id.unwrap()) }
 }
@@ -397,34 +397,8 @@ impl Commands {
                 .await?;
             return Ok(Handled { result: handled.result, position: h.position });
         }
-        self.start_install_task(id, task_id);
+        // `environment.install_started` is recorded: the process manager runs it.
         Ok(handled)
-    }
-
-    /// Hands an inbox decision (`approved`, `rejected`, `expired` or
-    /// `cancelled`) to the environment whose task waits for it.
-    pub(crate) async fn decide_install_ticket(&self, ctx: &CommandContext, environment_id: Uuid, ticket: &str, decision: &str, by: Uuid, comment: Option<String>) -> Result<i64> {
-        let stream = stream_id_of::<Environment>(environment_id);
-        let (e, _) = self.load::<Environment>(&stream).await?;
-        if e.id.is_none() {
-            return Err(DomainError::new(ErrorCode::EnvironmentNotFound, "environment does not exist").into());
-        }
-        let ticket = ticket.to_string();
-        let approved = decision == "approved";
-        let cmd = match decision {
-            "approved" => EnvironmentCommand::ApproveTask { ticket, by },
-            "expired" => EnvironmentCommand::EndPendingTask { summary: format!("approval ticket {ticket} expired"), ticket, error_key: ErrorCode::ApprovalTicketExpired },
-            "cancelled" => EnvironmentCommand::EndPendingTask { ticket, error_key: ErrorCode::InstallTaskCancelled, summary: comment.unwrap_or_else(|| "cancelled".into()) },
-            _ => EnvironmentCommand::EndPendingTask { ticket, error_key: ErrorCode::ApprovalRejected, summary: comment.unwrap_or_else(|| "rejected".into()) },
-        };
-        let task = e.active.as_ref().map(|a| a.task_id);
-        let h = self.execute::<Environment>(ctx, "environment.install_decision", &stream, &env_scope(&e), |s| s.decide_clone(&cmd), |_| json!({})).await?;
-        if approved {
-            if let Some(task_id) = task {
-                self.start_install_task(environment_id, task_id);
-            }
-        }
-        Ok(h.position)
     }
 
     /// Cancels a task: one waiting in the inbox ends at once (its ticket is
@@ -445,13 +419,14 @@ impl Commands {
             let t = self.ticket(ticket).await?;
             let scope = t.scope().ok_or_else(|| DomainError::new(ErrorCode::ApprovalTicketNotFound, format!("ticket {ticket} does not exist")))?;
             let cancel = ApprovalCommand::Cancel { by, reason: Some(reason.clone()), now: ctx.now };
-            self.execute::<ApprovalTicket>(ctx, "approval.cancel", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cancel), |_| json!({})).await?;
+            // The task ends as the follow-up of its cancelled ticket.
+            let answer = json!({ "task_id": task_id, "environment_id": id, "status": "failed" });
+            return self.execute::<ApprovalTicket>(ctx, "approval.cancel", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cancel), |_| answer.clone()).await;
         }
         let cmd = EnvironmentCommand::CancelTask { task_id, by, reason };
-        let answer = json!({ "task_id": task_id, "environment_id": id, "status": if waiting_ticket.is_some() { "failed" } else { "cancelling" } });
-        let handled = self.execute::<Environment>(ctx, "environment.install_cancel", &stream_id_of::<Environment>(id), &env_scope(&e), |s| s.decide_clone(&cmd), |_| answer.clone()).await?;
-        self.stop_install_task(task_id);
-        Ok(handled)
+        let answer = json!({ "task_id": task_id, "environment_id": id, "status": "cancelling" });
+        // The runner's hooks are stopped as the follow-up of the recorded request.
+        self.execute::<Environment>(ctx, "environment.install_cancel", &stream_id_of::<Environment>(id), &env_scope(&e), |s| s.decide_clone(&cmd), |_| answer.clone()).await
     }
 
     /// Checks every node of an environment now: SSH with the pinned key and,

@@ -4,7 +4,7 @@
 //!
 //! Durability: every node-step attempt records its start and end on the
 //! task's stream before the runner moves on, so a runner started again after
-//! OpsPilot was killed (see `resume_install_tasks`) skips the node-steps that
+//! OpsPilot was killed (the process manager runs it again) skips the node-steps that
 //! succeeded and re-runs the one that was interrupted — hooks are idempotent,
 //! so a re-run is harmless. Log lines go to `install_task_logs` in batches
 //! while the hook runs, and to live subscribers at once.
@@ -88,36 +88,28 @@ struct AttemptEnd {
 }
 
 impl Commands {
-    /// Starts the runner of a task unless this process runs it already.
-    pub fn start_install_task(&self, environment_id: Uuid, task_id: Uuid) {
+    /// Runs a task while it is running and this process does not run it
+    /// already: the process manager's follow-up of `install_started`, and of
+    /// the same event again after a restart (the runner resumes at the first
+    /// unfinished node-step).
+    pub async fn run_install(&self, environment_id: Uuid, task_id: Uuid) -> Result<()> {
         if !self.running_tasks.lock().expect("running tasks").insert(task_id) {
-            return;
+            return Ok(());
         }
         let stop = CancellationToken::new();
         self.install_stops.lock().expect("install stops").insert(task_id, stop.clone());
-        let me = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = me.run_install_task(environment_id, task_id, stop).await {
-                tracing::error!(%task_id, error = ?e, "install task could not record its outcome");
-            }
-            me.install_stops.lock().expect("install stops").remove(&task_id);
-            me.running_tasks.lock().expect("running tasks").remove(&task_id);
-        });
+        let outcome = self.run_install_task(environment_id, task_id, stop).await;
+        self.install_stops.lock().expect("install stops").remove(&task_id);
+        self.running_tasks.lock().expect("running tasks").remove(&task_id);
+        outcome
     }
 
-    /// Stops the task's hooks now if this process runs it. (A runner of
-    /// another process sees the recorded cancel before its next step.)
-    pub(crate) fn stop_install_task(&self, task_id: Uuid) {
+    /// Stops the task's hooks now if this process runs it (the process
+    /// manager's follow-up of `install_cancel_requested`). A runner that
+    /// starts later sees the recorded cancel before its first step.
+    pub fn stop_install_task(&self, task_id: Uuid) {
         if let Some(stop) = self.install_stops.lock().expect("install stops").get(&task_id) {
             stop.cancel();
-        }
-    }
-
-    /// Starts the runners of the tasks that were running when OpsPilot stopped.
-    pub fn resume_install_tasks(&self, tasks: &[(Uuid, Uuid)]) {
-        for (task_id, environment_id) in tasks {
-            tracing::info!(%task_id, "resuming install task");
-            self.start_install_task(*environment_id, *task_id);
         }
     }
 
@@ -212,6 +204,13 @@ impl Commands {
 
     /// Runs one node-step with its retries; `Some` when it failed for good.
     async fn run_node_step(&self, run: &TaskRun, step: &PlannedStep, host_id: Uuid) -> Option<TaskFailure> {
+        // As recorded now, not as this runner last saw it: a node-step that
+        // finished under another runner (before a restart) never runs again.
+        match self.load::<InstallTask>(&stream_id_of::<InstallTask>(run.task_id)).await {
+            Ok((recorded, _)) if recorded.succeeded(step.step_index, host_id) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(failure(Some(step), Some(host_id), e.code(), e.to_string())),
+        }
         // Attempts and failures made before a restart count too: a hook with
         // `maxRetries: 2` fails at most three times in all.
         let (mut attempt, mut failed) = {

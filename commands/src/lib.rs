@@ -15,7 +15,9 @@ pub mod hosts;
 pub mod identity;
 pub mod ids;
 pub mod install_runner;
+pub mod process_manager;
 pub mod releases;
+pub mod scheduler;
 
 use opspilot_domain::{Aggregate, DomainError, DomainEvent, ErrorCode, EventScope};
 use opspilot_eventstore::{

@@ -5,6 +5,9 @@
 use std::collections::BTreeMap;
 
 use opspilot_domain::catalog::{DeployTarget, Service};
+use opspilot_domain::compose::ComposeEvent;
+use opspilot_domain::k8s::K8sEvent;
+use opspilot_domain::DomainEvent;
 use opspilot_domain::release::{Release, ReleaseCommand, ReleaseSpec};
 use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope};
 use serde::Serialize;
@@ -200,6 +203,14 @@ impl Commands {
     }
 }
 
+/// What a failure says on the release's outcome.
+fn why(e: &crate::CommandError) -> String {
+    match e {
+        crate::CommandError::Domain(d) => d.detail.clone(),
+        crate::CommandError::Store(_) => "storage failure".into(),
+    }
+}
+
 /// What a user confirms (the seed's apply payload).
 #[derive(Debug, Clone)]
 pub struct ApplyRequest {
@@ -284,63 +295,86 @@ impl Commands {
                 .await?;
             return Ok(Handled { result: handled.result, position: h.position });
         }
-        self.start_execution(release_id);
+        // `release.applying` is recorded: the process manager executes it.
         Ok(handled)
     }
 
-    /// Runs an applying release in the background: server-side apply of its
-    /// previewed artifact, then the rollout watch; records applied or failed.
-    /// Does nothing when this process executes the release already.
-    pub fn start_execution(&self, release_id: Uuid) {
+    /// Runs the release's execution that started at stream version
+    /// `execution`, if it is still due; called by the process manager.
+    /// Does nothing when this process runs that release already.
+    pub async fn run_release_execution(&self, release_id: Uuid, execution: i64) -> Result<()> {
         if !self.running_tasks.lock().expect("running").insert(release_id) {
-            return;
+            return Ok(());
         }
-        let me = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = me.execute_release(release_id).await {
-                tracing::error!(%release_id, error = ?e, "release execution could not record its outcome");
-            }
-            me.running_tasks.lock().expect("running").remove(&release_id);
-        });
+        let outcome = self.execute_release(release_id, execution).await;
+        self.running_tasks.lock().expect("running").remove(&release_id);
+        outcome
     }
 
-    async fn execute_release(&self, release_id: Uuid) -> Result<()> {
+    /// Server-side apply (or `compose up -d`) of the artifact, then the
+    /// rollout watch; records the fact and the release's outcome. Acts only
+    /// while the release still asks for this execution, and never produces an
+    /// outcome twice: one recorded before a restart is taken as it is.
+    async fn execute_release(&self, release_id: Uuid, execution: i64) -> Result<()> {
         let stream = stream_id_of::<Release>(release_id);
         let (release, _) = self.load::<Release>(&stream).await?;
+        let Some(due) = release.execution_due().filter(|d| d.execution == execution) else {
+            tracing::debug!(%release_id, execution, "nothing due: the execution is over or superseded");
+            return Ok(());
+        };
         let scope = self.release_scope(release_id, &release)?;
         let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
-        let rollback = release.operation == opspilot_domain::release::Operation::Rollback;
-        let artifact_of = if rollback { release.rollback_target.unwrap_or(release_id) } else { release_id };
-        let op = if rollback { "rollback" } else { "apply" }.to_string();
+        let rollback = due.operation == opspilot_domain::release::Operation::Rollback;
         let spec = release.spec.as_ref().expect("scoped release has a spec");
         let (target, _) = self.load::<DeployTarget>(&stream_id_of::<DeployTarget>(spec.target_id)).await?;
-        let why = |e: &crate::CommandError| match e {
-            crate::CommandError::Domain(d) => d.detail.clone(),
-            crate::CommandError::Store(_) => "storage failure".into(),
-        };
-        let outcome = if spec.runtime_type == "compose" {
-            match self.artifact_text(artifact_of).await {
-                Ok(rendered) => self.compose_up(release_id, &scope, &target, &rendered, rollback).await,
-                Err(e) => Err(e),
+        let outcome = match self.recorded_outcome(release_id, &spec.runtime_type, execution).await? {
+            Some(outcome) => outcome,
+            None if spec.runtime_type == "compose" => {
+                let up = match self.artifact_text(due.artifact_of).await {
+                    Ok(rendered) => self.compose_up(release_id, execution, &scope, &target, &rendered, rollback).await,
+                    Err(e) => Err(e),
+                };
+                up.map_err(|e| why(&e))
             }
-        } else {
-            let outcome = self.apply_artifact(release_id, artifact_of).await;
-            let cluster_id = target.cluster_id;
-            let fact = match &outcome {
-                Ok(summary) => opspilot_domain::k8s::K8sEvent::DeployApplySucceeded { release_id, cluster_id, operation: op, summary: summary.clone() },
-                Err(e) => opspilot_domain::k8s::K8sEvent::DeployApplyFailed { release_id, cluster_id, operation: op, error_key: e.code().key().into(), summary: why(e) },
-            };
-            self.record(&ctx, &format!("k8s-release-{release_id}"), &scope, &[fact]).await?;
-            outcome
+            None => {
+                let applied = self.apply_artifact(release_id, due.artifact_of).await;
+                let (operation, cluster_id) = (if rollback { "rollback" } else { "apply" }.to_string(), target.cluster_id);
+                let fact = match &applied {
+                    Ok(summary) => K8sEvent::DeployApplySucceeded { release_id, cluster_id, operation, summary: summary.clone(), execution: Some(execution) },
+                    Err(e) => K8sEvent::DeployApplyFailed { release_id, cluster_id, operation, error_key: e.code().key().into(), summary: why(e), execution: Some(execution) },
+                };
+                self.record(&ctx, &format!("k8s-release-{release_id}"), &scope, &[fact]).await?;
+                applied.map_err(|e| why(&e))
+            }
         };
-        let cmd = match (&outcome, rollback) {
-            (Ok(summary), false) => ReleaseCommand::Applied { summary: summary.clone() },
-            (Err(e), false) => ReleaseCommand::Failed { error_key: ErrorCode::ReleaseApplyFailed, summary: why(e) },
-            (Ok(summary), true) => ReleaseCommand::RollbackCompleted { summary: summary.clone() },
-            (Err(e), true) => ReleaseCommand::RollbackFailed { error_key: ErrorCode::ReleaseRollbackFailed, summary: why(e) },
+        let cmd = match (outcome, rollback) {
+            (Ok(summary), false) => ReleaseCommand::Applied { execution, summary },
+            (Err(summary), false) => ReleaseCommand::Failed { execution, error_key: ErrorCode::ReleaseApplyFailed, summary },
+            (Ok(summary), true) => ReleaseCommand::RollbackCompleted { execution, summary },
+            (Err(summary), true) => ReleaseCommand::RollbackFailed { execution, error_key: ErrorCode::ReleaseRollbackFailed, summary },
         };
         self.execute::<Release>(&ctx, "release_outcome", &stream, &scope, |s| s.decide_clone(&cmd), |_| json!({})).await?;
         Ok(())
+    }
+
+    /// The outcome of `execution` as its fact recorded it, if it was recorded
+    /// (OpsPilot stopped between the fact and the release's outcome).
+    async fn recorded_outcome(&self, release_id: Uuid, runtime_type: &str, execution: i64) -> Result<Option<std::result::Result<String, String>>> {
+        let of_execution = |e: Option<i64>| e == Some(execution);
+        if runtime_type == "compose" {
+            let facts = self.store.read_stream(&format!("compose-release-{release_id}")).await?;
+            return Ok(facts.iter().rev().find_map(|f| match ComposeEvent::from_parts(&f.action, &f.detail).ok()? {
+                ComposeEvent::UpSucceeded(f) | ComposeEvent::RollbackSucceeded(f) if of_execution(f.execution) => Some(Ok(f.summary)),
+                ComposeEvent::UpFailed(f) | ComposeEvent::RollbackFailed(f) if of_execution(f.execution) => Some(Err(f.summary)),
+                _ => None,
+            }));
+        }
+        let facts = self.store.read_stream(&format!("k8s-release-{release_id}")).await?;
+        Ok(facts.iter().rev().find_map(|f| match K8sEvent::from_parts(&f.action, &f.detail).ok()? {
+            K8sEvent::DeployApplySucceeded { summary, execution: e, .. } if of_execution(e) => Some(Ok(summary)),
+            K8sEvent::DeployApplyFailed { summary, execution: e, .. } if of_execution(e) => Some(Err(summary)),
+            _ => None,
+        }))
     }
 
     /// The rendered artifact a release previewed.
@@ -406,8 +440,11 @@ impl Commands {
             }
             let scope = t.scope().ok_or_else(|| DomainError::new(ErrorCode::ApprovalTicketNotFound, format!("ticket {ticket} does not exist")))?;
             let cancel = ApprovalCommand::Cancel { by: principal.user_id, reason: reason.clone(), now: ctx.now };
-            self.execute::<ApprovalTicket>(ctx, "approval.cancel", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cancel), |_| json!({})).await?;
+            // The release ends as the follow-up of its cancelled ticket.
+            let answer = json!({ "release_id": release_id, "status": "cancelled" });
+            return self.execute::<ApprovalTicket>(ctx, "approval.cancel", &stream_id_of::<ApprovalTicket>(ticket), &scope, |s| s.decide_clone(&cancel), |_| answer.clone()).await;
         }
+        // Nothing waits: withdrawn already (no change), or too late.
         let cmd = ReleaseCommand::Cancel { reason };
         let scope = self.release_scope(release_id, &release)?;
         self.execute::<Release>(ctx, "release.cancel", &stream, &scope, |s| s.decide_clone(&cmd), |_| json!({ "release_id": release_id, "status": "cancelled" })).await
@@ -418,9 +455,7 @@ impl Commands {
         let stream = stream_id_of::<Release>(release_id);
         let (release, spec, principal) = self.visible_release(ctx, release_id).await?;
         self.authorize(ctx, &format!("deploy:{}:apply", spec.runtime_type), "release.rollback").await?;
-        let previous = self
-            .store
-            .latest_applied_before(&spec.service_id.to_string(), &spec.target_id.to_string(), release_id)
+        let previous = opspilot_projections::release_history::previous_applied(self.store.pool(), spec.service_id, spec.target_id, release_id)
             .await?
             .ok_or_else(|| DomainError::new(ErrorCode::ReleaseStateInvalid, "no earlier release of this service and target was applied: nothing to roll back to"))?;
         let (service, _) = self.load::<Service>(&stream_id_of::<Service>(spec.service_id)).await?;
@@ -469,7 +504,7 @@ impl Commands {
                 .await?;
             return Ok(Handled { result: handled.result, position: h.position });
         }
-        self.start_execution(release_id);
+        // `release.applying` is recorded: the process manager executes it.
         Ok(handled)
     }
 }

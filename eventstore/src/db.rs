@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "catalog_and_artifacts", include_str!("../../migrations/0004_catalog_and_artifacts.sql")),
     (5, "inbox_and_releases", include_str!("../../migrations/0005_inbox_and_releases.sql")),
     (6, "environments", include_str!("../../migrations/0006_environments.sql")),
+    (7, "timelines_and_follow_ups", include_str!("../../migrations/0007_timelines_and_follow_ups.sql")),
 ];
 
 /// Builds a pool for `database_url` (a libpq-style URL or key=value string).

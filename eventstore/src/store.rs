@@ -308,23 +308,6 @@ impl EventStore {
         Ok(client.query_one("SELECT position FROM event_log_head WHERE id", &[]).await?.get(0))
     }
 
-    /// The release of a service and target applied most recently before
-    /// `release_id` was (what a rollback of `release_id` re-applies).
-    pub async fn latest_applied_before(&self, service_id: &str, target_id: &str, release_id: Uuid) -> Result<Option<Uuid>, StoreError> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT e.resource_id FROM events e
-                 WHERE e.action = 'release.applied' AND e.detail->>'service_id' = $1 AND e.detail->>'target_id' = $2
-                   AND e.resource_id <> $3
-                   AND e.position < coalesce((SELECT max(position) FROM events WHERE stream_id = $4 AND action = 'release.applied'), 9223372036854775807)
-                 ORDER BY e.position DESC LIMIT 1",
-                &[&service_id, &target_id, &release_id.to_string(), &format!("release-{release_id}")],
-            )
-            .await?;
-        Ok(row.and_then(|r| Uuid::parse_str(&r.get::<_, String>(0)).ok()))
-    }
-
     /// The first result of an idempotency key, if it was handled.
     pub async fn idempotent_result(&self, key: &str) -> Result<Option<(Value, i64)>, StoreError> {
         let client = self.pool.get().await?;

@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::page::{Page, PageRequest};
 use crate::runner::Projection;
+use crate::ReadError;
 
 /// The accounts projection.
 pub const PROJECTION: Projection = Projection {
@@ -151,7 +152,8 @@ pub struct UserView {
 
 /// Users visible to `p` (admins: all; others: those sharing a team, and
 /// themselves), optionally filtered by a substring and a role.
-pub async fn list_users(pool: &Pool, p: &Principal, q: Option<&str>, role: Option<&str>, page: PageRequest) -> Result<Page<UserView>, StoreError> {
+pub async fn list_users(pool: &Pool, p: &Principal, q: Option<&str>, role: Option<&str>, page: PageRequest) -> Result<Page<UserView>, ReadError> {
+    p.require("identity:read")?;
     let c = pool.get().await?;
     let teams: Vec<Uuid> = p.team_ids.iter().copied().collect();
     let q = q.map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
@@ -190,7 +192,8 @@ pub struct ProjectView {
 }
 
 /// Projects visible to `p`.
-pub async fn list_projects(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ProjectView>, StoreError> {
+pub async fn list_projects(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ProjectView>, ReadError> {
+    p.require("identity:read")?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let filter = "($1 OR id = ANY($2))";
@@ -217,7 +220,8 @@ pub struct TeamView {
 }
 
 /// Teams visible to `p`, optionally of one project.
-pub async fn list_teams(pool: &Pool, p: &Principal, project_id: Option<Uuid>, page: PageRequest) -> Result<Page<TeamView>, StoreError> {
+pub async fn list_teams(pool: &Pool, p: &Principal, project_id: Option<Uuid>, page: PageRequest) -> Result<Page<TeamView>, ReadError> {
+    p.require("identity:read")?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let filter = "($1 OR t.project_id = ANY($2)) AND ($3::uuid IS NULL OR t.project_id = $3)";
@@ -252,7 +256,7 @@ pub struct ApiTokenView {
 }
 
 /// The caller's own API tokens.
-pub async fn list_api_tokens(pool: &Pool, p: &Principal) -> Result<Vec<ApiTokenView>, StoreError> {
+pub async fn list_api_tokens(pool: &Pool, p: &Principal) -> Result<Vec<ApiTokenView>, ReadError> {
     let c = pool.get().await?;
     let rows = c
         .query("SELECT id, name, fingerprint, expires_at, revoked, created_at FROM accounts_api_tokens WHERE user_id = $1 ORDER BY created_at", &[&p.user_id])
@@ -273,7 +277,7 @@ pub struct CredentialView {
 }
 
 /// Credentials visible to `p`: admins all; others those of their projects.
-pub async fn list_credentials(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<CredentialView>, StoreError> {
+pub async fn list_credentials(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<CredentialView>, ReadError> {
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let filter = "NOT deleted AND ($1 OR project_id = ANY($2))";

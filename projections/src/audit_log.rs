@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::page::{Page, PageRequest};
 use crate::runner::Projection;
+use crate::ReadError;
 
 /// The audit_log projection.
 pub const PROJECTION: Projection = Projection { name: "audit_log", tables: &["audit_log_entries"], apply: |tx, e| apply(tx, e).boxed() };
@@ -124,26 +125,11 @@ impl AuditFilter {
     }
 }
 
-/// A release's timeline: its own events and those of its approval tickets,
-/// in log order — the same list wherever it is shown.
-pub async fn release_timeline(pool: &Pool, p: &Principal, release_id: &str) -> Result<Vec<AuditEntry>, StoreError> {
-    let c = pool.get().await?;
-    let projects: Vec<String> = p.project_ids.iter().map(|u| u.to_string()).collect();
-    let rows = c
-        .query(
-            "SELECT position, event_id, stream_id, domain, action, resource_type, resource_id, environment_id, project_id, team_id,
-                    actor_id, actor_type, source, status, severity, occurred_at, correlation_id, detail
-             FROM audit_log_entries
-             WHERE ((resource_type = 'deployment_release' AND resource_id = $3) OR (resource_type = 'approval_ticket' AND detail->>'scope_id' = $3))
-               AND ($1 OR project_id = ANY($2))
-             ORDER BY position",
-            &[&p.is_admin(), &projects, &release_id],
-        )
-        .await?;
-    Ok(rows.iter().map(row_entry).collect())
-}
+/// The entry columns, for queries that join `audit_log_entries a`.
+pub(crate) const ENTRY_COLUMNS: &str = "a.position, a.event_id, a.stream_id, a.domain, a.action, a.resource_type, a.resource_id, a.environment_id, \
+     a.project_id, a.team_id, a.actor_id, a.actor_type, a.source, a.status, a.severity, a.occurred_at, a.correlation_id, a.detail";
 
-fn row_entry(r: &tokio_postgres::Row) -> AuditEntry {
+pub(crate) fn row_entry(r: &tokio_postgres::Row) -> AuditEntry {
     AuditEntry {
         position: r.get(0),
         event_id: r.get(1),
@@ -167,7 +153,8 @@ fn row_entry(r: &tokio_postgres::Row) -> AuditEntry {
 }
 
 /// Entries visible to `p`, newest first unless `ascending`.
-pub async fn list(pool: &Pool, p: &Principal, f: &AuditFilter, ascending: bool, page: PageRequest) -> Result<Page<AuditEntry>, StoreError> {
+pub async fn list(pool: &Pool, p: &Principal, f: &AuditFilter, ascending: bool, page: PageRequest) -> Result<Page<AuditEntry>, ReadError> {
+    p.require("audit:read")?;
     let c = pool.get().await?;
     let projects: Vec<String> = p.project_ids.iter().map(|u| u.to_string()).collect();
     let me = p.user_id.to_string();

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::page::{Page, PageRequest};
 use crate::runner::Projection;
+use crate::ReadError;
 
 /// The catalog projection.
 pub const PROJECTION: Projection = Projection { name: "catalog", tables: &["catalog_services", "catalog_targets"], apply: |tx, e| apply(tx, e).boxed() };
@@ -44,6 +45,7 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
 
 /// A service as listed.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Service"))]
 pub struct ServiceView {
     pub id: Uuid,
     pub name: String,
@@ -58,6 +60,7 @@ pub struct ServiceView {
 
 /// A deploy target as listed.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::SimpleObject), graphql(name = "Target"))]
 pub struct TargetView {
     pub id: Uuid,
     pub name: String,
@@ -71,7 +74,8 @@ pub struct TargetView {
 }
 
 /// Services visible to `p`.
-pub async fn services(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ServiceView>, StoreError> {
+pub async fn services(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ServiceView>, ReadError> {
+    p.require("deploy:release:read")?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let total: i64 = c.query_one("SELECT count(*) FROM catalog_services WHERE $1 OR project_id = ANY($2)", &[&p.is_admin(), &ids]).await?.get(0);
@@ -94,7 +98,8 @@ pub async fn services(pool: &Pool, p: &Principal, page: PageRequest) -> Result<P
 }
 
 /// Deploy targets visible to `p`.
-pub async fn targets(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<TargetView>, StoreError> {
+pub async fn targets(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<TargetView>, ReadError> {
+    p.require("deploy:release:read")?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let total: i64 = c.query_one("SELECT count(*) FROM catalog_targets WHERE $1 OR project_id = ANY($2)", &[&p.is_admin(), &ids]).await?.get(0);

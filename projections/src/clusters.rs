@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::page::{Page, PageRequest};
 use crate::runner::Projection;
+use crate::ReadError;
 
 /// The clusters projection.
 pub const PROJECTION: Projection = Projection { name: "clusters", tables: &["clusters", "cluster_connections"], apply: |tx, e| apply(tx, e).boxed() };
@@ -130,7 +131,8 @@ fn view(r: &tokio_postgres::Row) -> ClusterView {
 }
 
 /// Clusters visible to `p`.
-pub async fn list(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ClusterView>, StoreError> {
+pub async fn list(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ClusterView>, ReadError> {
+    p.require("cluster:read")?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let total: i64 = c.query_one("SELECT count(*) FROM clusters WHERE $1 OR project_id = ANY($2)", &[&p.is_admin(), &ids]).await?.get(0);
@@ -141,7 +143,8 @@ pub async fn list(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<
 }
 
 /// One cluster visible to `p`.
-pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ClusterView>, StoreError> {
+pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ClusterView>, ReadError> {
+    p.require("cluster:read")?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let row = c.query_opt(&format!("{SELECT} WHERE c.id = $3 AND ($1 OR c.project_id = ANY($2))"), &[&p.is_admin(), &ids, &id]).await?;

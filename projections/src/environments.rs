@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::page::{Page, PageRequest};
 use crate::runner::Projection;
+use crate::ReadError;
 
 /// The environments projection.
 pub const PROJECTION: Projection = Projection {
@@ -221,7 +222,8 @@ fn scope(p: &Principal) -> (bool, Vec<Uuid>) {
 }
 
 /// Hosts visible to `p`.
-pub async fn hosts(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<HostView>, StoreError> {
+pub async fn hosts(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<HostView>, ReadError> {
+    p.require("host:read")?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let total: i64 = c.query_one("SELECT count(*) FROM hosts WHERE $1 OR project_id = ANY($2)", &[&admin, &ids]).await?.get(0);
@@ -230,7 +232,8 @@ pub async fn hosts(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page
 }
 
 /// One host visible to `p`.
-pub async fn host_by_id(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<HostView>, StoreError> {
+pub async fn host_by_id(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<HostView>, ReadError> {
+    p.require("host:read")?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let row = c.query_opt(&format!("{HOST_SELECT} WHERE id = $3 AND ($1 OR project_id = ANY($2))"), &[&admin, &ids, &id]).await?;
@@ -309,7 +312,8 @@ async fn environment_views(c: &tokio_postgres::Client, rows: Vec<tokio_postgres:
 }
 
 /// Environments visible to `p`.
-pub async fn environments(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<EnvironmentView>, StoreError> {
+pub async fn environments(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<EnvironmentView>, ReadError> {
+    p.require("environment:read")?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let total: i64 = c.query_one("SELECT count(*) FROM environments WHERE $1 OR project_id = ANY($2)", &[&admin, &ids]).await?.get(0);
@@ -318,7 +322,8 @@ pub async fn environments(pool: &Pool, p: &Principal, page: PageRequest) -> Resu
 }
 
 /// One environment visible to `p`.
-pub async fn environment(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<EnvironmentView>, StoreError> {
+pub async fn environment(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<EnvironmentView>, ReadError> {
+    p.require("environment:read")?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let rows = c.query(&format!("{ENV_SELECT} WHERE id = $3 AND ($1 OR project_id = ANY($2))"), &[&admin, &ids, &id]).await?;
@@ -470,7 +475,8 @@ async fn task_views(c: &tokio_postgres::Client, rows: Vec<tokio_postgres::Row>, 
 }
 
 /// Tasks of an environment visible to `p`, newest first (without node detail).
-pub async fn tasks(pool: &Pool, p: &Principal, environment_id: Uuid, page: PageRequest) -> Result<Page<TaskView>, StoreError> {
+pub async fn tasks(pool: &Pool, p: &Principal, environment_id: Uuid, page: PageRequest) -> Result<Page<TaskView>, ReadError> {
+    p.require("environment:read")?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let filter = "environment_id = $3 AND ($1 OR project_id = ANY($2))";
@@ -480,19 +486,14 @@ pub async fn tasks(pool: &Pool, p: &Principal, environment_id: Uuid, page: PageR
 }
 
 /// One task with its steps and node attempts.
-pub async fn task(pool: &Pool, p: &Principal, environment_id: Uuid, task_id: Uuid) -> Result<Option<TaskView>, StoreError> {
+pub async fn task(pool: &Pool, p: &Principal, environment_id: Uuid, task_id: Uuid) -> Result<Option<TaskView>, ReadError> {
+    p.require("environment:read")?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let rows = c.query(&format!("{TASK_SELECT} WHERE id = $4 AND environment_id = $3 AND ($1 OR project_id = ANY($2))"), &[&admin, &ids, &environment_id, &task_id]).await?;
     Ok(task_views(&c, rows, true).await?.into_iter().next())
 }
 
-/// Tasks that were running (or started after approval) when OpsPilot stopped.
-pub async fn unfinished_tasks(pool: &Pool) -> Result<Vec<(Uuid, Uuid)>, StoreError> {
-    let c = pool.get().await?;
-    let rows = c.query("SELECT id, environment_id FROM install_tasks WHERE status IN ('running', 'cancelling') ORDER BY requested_at", &[]).await?;
-    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-}
 
 /// One stored log line of a node-step.
 #[derive(Debug, Clone, Serialize)]

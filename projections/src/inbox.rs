@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::page::{Page, PageRequest};
 use crate::runner::Projection;
+use crate::ReadError;
 
 /// The inbox projection.
 pub const PROJECTION: Projection = Projection { name: "inbox", tables: &["approval_inbox_items", "approval_inbox_actions"], apply: |tx, e| apply(tx, e).boxed() };
@@ -178,7 +179,8 @@ fn item(r: &tokio_postgres::Row, now: DateTime<Utc>) -> InboxItem {
 
 /// The tickets `p` may see, in the requested view. Other projects' tickets are
 /// never visible (a ticket the caller requested or was assigned stays visible).
-pub async fn list(pool: &Pool, p: &Principal, q: &InboxQuery, now: DateTime<Utc>, page: PageRequest) -> Result<InboxPage, StoreError> {
+pub async fn list(pool: &Pool, p: &Principal, q: &InboxQuery, now: DateTime<Utc>, page: PageRequest) -> Result<InboxPage, ReadError> {
+    p.require("deploy:release:read")?;
     let c = pool.get().await?;
     let projects: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let teams: Vec<Uuid> = p.team_ids.iter().copied().collect();
@@ -274,7 +276,8 @@ pub async fn list(pool: &Pool, p: &Principal, q: &InboxQuery, now: DateTime<Utc>
 }
 
 /// One ticket visible to `p`, with its action history.
-pub async fn get(pool: &Pool, p: &Principal, ticket: &str, now: DateTime<Utc>) -> Result<Option<(InboxItem, Vec<Value>)>, StoreError> {
+pub async fn get(pool: &Pool, p: &Principal, ticket: &str, now: DateTime<Utc>) -> Result<Option<(InboxItem, Vec<Value>)>, ReadError> {
+    p.require("deploy:release:read")?;
     let c = pool.get().await?;
     let projects: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let row = c
@@ -300,51 +303,5 @@ pub async fn due_tickets(pool: &Pool, now: DateTime<Utc>) -> Result<Vec<String>,
         .await?
         .iter()
         .map(|r| r.get(0))
-        .collect())
-}
-
-/// A decision taken in the inbox that the release or install task it was
-/// raised for has not received yet.
-#[derive(Debug, Clone)]
-pub struct UndeliveredDecision {
-    pub ticket: String,
-    pub scope_type: String,
-    pub scope_id: String,
-    pub environment_id: Option<String>,
-    /// approved | rejected | expired
-    pub status: String,
-    pub decided_by: Option<Uuid>,
-    pub comment: Option<String>,
-}
-
-/// Decided tickets (older than `settle_for`, so the normal hand-over is not
-/// raced) whose release or install task still waits for approval: what is
-/// left when OpsPilot stopped between recording a decision and handing it on.
-pub async fn undelivered_decisions(pool: &Pool, settle_for: chrono::Duration) -> Result<Vec<UndeliveredDecision>, StoreError> {
-    let c = pool.get().await?;
-    let before = Utc::now() - settle_for;
-    let rows = c
-        .query(
-            "SELECT i.ticket, i.scope_type, i.scope_id, i.environment_id, i.status, coalesce(i.approved_by, i.rejected_by),
-                (SELECT a.comment FROM approval_inbox_actions a WHERE a.ticket = i.ticket AND a.action IN ('rejected', 'cancelled') ORDER BY a.position DESC LIMIT 1)
-             FROM approval_inbox_items i
-             WHERE i.status IN ('approved', 'rejected', 'expired', 'cancelled') AND i.updated_at < $1 AND (
-                EXISTS (SELECT 1 FROM deploy_releases r WHERE r.approval_ticket = i.ticket AND r.status = 'pending_approval')
-                OR EXISTS (SELECT 1 FROM install_tasks t WHERE t.approval_ticket = i.ticket AND t.status = 'pending_approval'))
-             ORDER BY i.updated_at LIMIT 100",
-            &[&before],
-        )
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| UndeliveredDecision {
-            ticket: r.get(0),
-            scope_type: r.get(1),
-            scope_id: r.get(2),
-            environment_id: r.get(3),
-            status: r.get(4),
-            decided_by: r.get(5),
-            comment: r.get(6),
-        })
         .collect())
 }

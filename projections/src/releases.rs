@@ -11,6 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::runner::Projection;
+use crate::ReadError;
 
 /// The releases projection.
 pub const PROJECTION: Projection = Projection { name: "releases", tables: &["deploy_releases"], apply: |tx, e| apply(tx, e).boxed() };
@@ -82,7 +83,8 @@ pub struct ReleaseView {
 }
 
 /// One release visible to `p`.
-pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ReleaseView>, StoreError> {
+pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ReleaseView>, ReadError> {
+    p.require("deploy:release:read")?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let row = c
@@ -120,9 +122,3 @@ pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ReleaseV
     }))
 }
 
-/// Releases whose apply or rollback was executing (what a restarted OpsPilot resumes).
-pub async fn executing(pool: &deadpool_postgres::Pool) -> Result<Vec<uuid::Uuid>, opspilot_eventstore::StoreError> {
-    let c = pool.get().await?;
-    let rows = c.query("SELECT id FROM deploy_releases WHERE status IN ('applying', 'rolling_back') ORDER BY updated_at", &[]).await?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
-}

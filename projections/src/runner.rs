@@ -183,3 +183,10 @@ pub fn spawn(pool: Pool, projections: Vec<Projection>, mut wake: watch::Receiver
     });
     handle
 }
+
+/// Every durable checkpoint by name: the projections' and the followers'.
+pub async fn checkpoints(pool: &Pool) -> Result<Vec<(String, i64)>, StoreError> {
+    let c = pool.get().await?;
+    let rows = c.query("SELECT name, position FROM projection_checkpoints ORDER BY name", &[]).await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+}
