@@ -1,4 +1,5 @@
-//! Wiring: database, event store, projections, router, server.
+//! Wiring: database, event store, projections, process manager, scheduler,
+//! router, server.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::graphql::{self, OpsSchema};
+use crate::schema::OpsSchema;
 use crate::metrics::Metrics;
 use crate::state::{AppState, RequestMeta};
 
@@ -61,11 +62,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::warn!("OPSPILOT_BUNDLE_TRUSTED_KEY is not set: a bundle signed by any key (its own public.key) is accepted");
     }
     let wake = opspilot_eventstore::notify::spawn_listener(config.database_url.clone());
-    let runner = runner::spawn(pool.clone(), opspilot_projections::all(), wake, Duration::from_millis(500));
-    let state = AppState::new(pool, commands, runner, Arc::new(Metrics::new()), config.login_attempts_per_minute);
+    let runner = runner::spawn(pool.clone(), opspilot_projections::all(), wake.clone(), Duration::from_millis(500));
+    // Follow-ups (decisions handed on, executions, and their resumption
+    // after a restart) come from the process manager following the log.
+    let follow_ups = opspilot_commands::process_manager::spawn(commands.clone(), wake, Duration::from_millis(500));
+    let state = AppState::new(pool, commands, runner, follow_ups, Arc::new(Metrics::new()), config.login_attempts_per_minute);
     bootstrap_admin(&state, config.admin_password.as_deref()).await?;
-    spawn_scheduler(state.clone(), Duration::from_millis(config.scheduler_interval_ms.max(50)));
-    resume_unfinished_work(&state).await;
+    opspilot_commands::scheduler::spawn(state.commands.clone(), Duration::from_millis(config.scheduler_interval_ms.max(50)));
 
     let app = router(state.clone(), &config);
     let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
@@ -77,73 +80,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         }
     });
     Ok(Running { addr, state, task })
-}
-
-/// Work that was running when OpsPilot stopped continues, once the read
-/// models have caught up with the log: install tasks resume at their first
-/// unfinished node-step; releases applying or rolling back execute again
-/// (server-side apply and `compose up -d` are idempotent).
-async fn resume_unfinished_work(state: &AppState) {
-    if let Ok(head) = state.commands.store.head().await {
-        state.settle(head).await;
-    }
-    match opspilot_projections::environments::unfinished_tasks(&state.pool).await {
-        Ok(tasks) => state.commands.resume_install_tasks(&tasks),
-        Err(e) => tracing::error!(error = ?e, "could not list unfinished install tasks"),
-    }
-    match opspilot_projections::releases::executing(&state.pool).await {
-        Ok(ids) => {
-            for id in ids {
-                tracing::info!(release_id = %id, "resuming release execution");
-                state.commands.start_execution(id);
-            }
-        }
-        Err(e) => tracing::error!(error = ?e, "could not list executing releases"),
-    }
-}
-
-/// The system scheduler: expires pending tickets past their expiry (and ends
-/// what they were raised for). Safe on several replicas: expiring twice records once.
-fn spawn_scheduler(state: AppState, every: Duration) {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            match opspilot_projections::inbox::due_tickets(&state.pool, chrono::Utc::now()).await {
-                Ok(due) if !due.is_empty() => {
-                    if let Err(e) = state.commands.expire_due_tickets(&due).await {
-                        tracing::warn!(error = ?e, "expiring tickets failed; retrying next round");
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = ?e, "reading due tickets failed"),
-            }
-            deliver_decisions(&state).await;
-        }
-    });
-}
-
-/// Decisions recorded in the inbox that their release or install task never
-/// received (OpsPilot stopped between the two appends) are handed on.
-async fn deliver_decisions(state: &AppState) {
-    let found = match opspilot_projections::inbox::undelivered_decisions(&state.pool, chrono::Duration::seconds(2)).await {
-        Ok(found) => found,
-        Err(e) => return tracing::warn!(error = ?e, "reading undelivered decisions failed"),
-    };
-    for d in found {
-        tracing::info!(ticket = %d.ticket, status = %d.status, "delivering an inbox decision");
-        let d = opspilot_commands::approvals::Decision {
-            ticket: d.ticket,
-            scope_type: d.scope_type,
-            scope_id: d.scope_id,
-            environment_id: d.environment_id,
-            status: d.status,
-            decided_by: d.decided_by,
-            comment: d.comment,
-        };
-        if let Err(e) = state.commands.deliver_decision(&d).await {
-            tracing::warn!(ticket = %d.ticket, error = ?e, "delivering a decision failed; retrying next round");
-        }
-    }
 }
 
 /// Creates the `admin` account on first start. Its password comes from
@@ -177,15 +113,13 @@ fn random_password() -> String {
 
 /// The HTTP surface.
 pub fn router(state: AppState, config: &Config) -> Router {
-    let schema = graphql::schema(config.graphql_max_depth, config.graphql_max_complexity);
+    let schema = crate::schema::schema(config.graphql_max_depth, config.graphql_max_complexity);
     let mut app = Router::new()
         .route("/graphql", get(graphiql_redirect).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/graphiql", get(graphiql))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .nest("/api/v1", crate::rest::routes())
+        .merge(crate::ops::routes())
+        .nest("/api/v1", crate::schema::rest())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
         .layer(axum::Extension(schema))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -262,26 +196,6 @@ async fn graphiql() -> Html<String> {
 
 async fn graphiql_redirect() -> Response {
     (StatusCode::TEMPORARY_REDIRECT, [("location", "/graphiql")]).into_response()
-}
-
-async fn readyz(State(state): State<AppState>) -> Response {
-    match state.pool.get().await {
-        Ok(c) if c.simple_query("SELECT 1").await.is_ok() => "ready".into_response(),
-        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
-    }
-}
-
-async fn metrics(State(state): State<AppState>) -> Response {
-    if let (Ok(head), Ok(c)) = (state.commands.store.head().await, state.pool.get().await) {
-        state.metrics.log_head.set(head);
-        if let Ok(rows) = c.query("SELECT name, position FROM projection_checkpoints", &[]).await {
-            for r in rows {
-                let (name, pos): (String, i64) = (r.get(0), r.get(1));
-                state.metrics.projection_lag.with_label_values(&[&name]).set(head - pos);
-            }
-        }
-    }
-    ([("content-type", "text/plain; version=0.0.4")], state.metrics.render()).into_response()
 }
 
 /// Counts and times every request by its route pattern.

@@ -75,6 +75,15 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<opspilot_projections::ReadError> for ApiError {
+    fn from(e: opspilot_projections::ReadError) -> Self {
+        match e {
+            opspilot_projections::ReadError::Refused(d) => d.into(),
+            opspilot_projections::ReadError::Store(s) => s.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.entry().http_status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -1,14 +1,25 @@
-//! The OpsPilot server: GraphQL and REST over the same commands and read models.
+//! The OpsPilot server: GraphQL and REST over the same commands and read
+//! models, one module per capability (each holding its REST routes and its
+//! GraphQL roots) over shared plumbing that imports none of them.
 
 pub mod app;
 pub mod config;
 pub mod error;
-pub mod graphql;
-pub mod graphql_environments;
 pub mod metrics;
-pub mod rest;
-pub mod rest_environments;
+pub mod schema;
 pub mod state;
+
+mod edge;
+mod ops;
+
+mod accounts;
+mod audit;
+mod catalog;
+mod clusters;
+mod environments;
+mod hosts;
+mod inbox;
+mod releases;
 
 pub use app::{start, Running};
 pub use config::Config;

@@ -180,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
             demo_data(&commands, &password).await?;
             println!("demo data loaded: project proj-alpha, team team-app, users admin, dev_user (operator), approver_user (approver), services svc-a and svc-b, hosts cp-1 wk-1 wk-2 compose-1 (keys not yet trusted), environment env-compose-prod, target target-compose-prod{}", if std::env::var("OPSPILOT_DEMO_KUBECONFIG").is_ok() { ", cluster k8s-prod-platform, target target-k8s-prod" } else { "" });
         }
-        Command::Schema => print!("{}", opspilot_api::graphql::sdl()),
+        Command::Schema => print!("{}", opspilot_api::schema::sdl()),
         Command::Bundle { command } => std::process::exit(bundle_cli::run(command)),
     }
     Ok(())

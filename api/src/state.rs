@@ -9,6 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use opspilot_commands::process_manager::FollowUps;
 use opspilot_commands::{CommandContext, CommandError, Commands};
 use opspilot_domain::{ErrorCode, Lang, Principal, Source};
 use opspilot_eventstore::secrets::Secrets;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub commands: Commands,
     pub secrets: Secrets,
     pub runner: RunnerHandle,
+    /// The process manager: follow-ups of decisions, executions.
+    pub follow_ups: FollowUps,
     pub metrics: Arc<Metrics>,
     pub login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
 }
@@ -35,13 +38,14 @@ pub const READ_YOUR_WRITES_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl AppState {
     /// Builds the state.
-    pub fn new(pool: Pool, commands: Commands, runner: RunnerHandle, metrics: Arc<Metrics>, login_attempts_per_minute: u32) -> Self {
+    pub fn new(pool: Pool, commands: Commands, runner: RunnerHandle, follow_ups: FollowUps, metrics: Arc<Metrics>, login_attempts_per_minute: u32) -> Self {
         let per_minute = NonZeroU32::new(login_attempts_per_minute.max(1)).expect("max(1) is non-zero");
         AppState {
             secrets: Secrets::new(pool.clone()),
             pool,
             commands,
             runner,
+            follow_ups,
             metrics,
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
         }
@@ -63,6 +67,18 @@ impl AppState {
     pub async fn settle(&self, position: i64) {
         if !self.runner.wait_for(position, READ_YOUR_WRITES_TIMEOUT).await {
             tracing::warn!(position, "read models did not reach the write in time");
+        }
+    }
+
+    /// Waits until the follow-ups of `position` are appended (a decided
+    /// ticket has moved its release on) and the read models include them.
+    pub async fn settle_follow_ups(&self, position: i64) {
+        if !self.follow_ups.wait_for(position, READ_YOUR_WRITES_TIMEOUT).await {
+            tracing::warn!(position, "follow-ups did not happen in time");
+        }
+        match self.commands.store.head().await {
+            Ok(head) => self.settle(head).await,
+            Err(_) => self.settle(position).await,
         }
     }
 

@@ -130,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
 
     let mut lat = Vec::new();
     for i in 0..300 {
-        let q = json!({ "query": "mutation($n: String!) { createProject(name: $n) { position } }", "variables": { "n": format!("bench-{i}-{}", Uuid::new_v4().simple()) } });
+        let q = json!({ "query": "mutation($n: String!) { createProject(input: {name: $n}) { position } }", "variables": { "n": format!("bench-{i}-{}", Uuid::new_v4().simple()) } });
         let started = Instant::now();
         let r: serde_json::Value = http.post(format!("{base}/graphql")).bearer_auth(&token).json(&q).send().await?.json().await?;
         lat.push(started.elapsed().as_secs_f64() * 1000.0);

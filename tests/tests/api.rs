@@ -23,7 +23,7 @@ async fn login_gives_a_bearer_token_through_rest_and_graphql() {
     assert_eq!(me.data()["username"], "admin");
     assert!(me.data()["permissions"].as_array().unwrap().contains(&json!("deploy:release:approve")));
 
-    let r = app.gql(None, r#"mutation { login(username: "admin", password: "admin-password-1") { token } }"#, json!({})).await;
+    let r = app.gql(None, r#"mutation { login(input: {username: "admin", password: "admin-password-1"}) { token } }"#, json!({})).await;
     let gql_token = r["data"]["login"]["token"].as_str().expect("token").to_string();
     let r = app.gql(Some(&gql_token), "{ me { username roles } }", json!({})).await;
     assert_eq!(r["data"]["me"], json!({ "username": "admin", "roles": ["admin"] }));
@@ -162,7 +162,7 @@ async fn api_tokens_authenticate_automation_until_revoked() {
 #[tokio::test]
 async fn the_committed_sdl_matches_the_code() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api/schema.graphql")).expect("api/schema.graphql is committed");
-    let code = opspilot_api::graphql::sdl();
+    let code = opspilot_api::schema::sdl();
     assert!(committed == code, "api/schema.graphql differs from the code: run `opspilot schema > api/schema.graphql`");
 }
 

@@ -753,11 +753,11 @@ async fn graphql_runs_an_install_with_live_progress_and_compose_errors_name_thei
     let _host = HOST_LOCKS[0].lock().await;
     let s = site(compose_bundle()).await;
     s.add_host("gql-host", 0, true, json!({})).await;
-    let created = s.app.gql(Some(&s.admin), r#"mutation { createEnvironment(name: "env-gql", project: "proj-alpha", team: "team-app", runtimeType: "compose") { result } }"#, json!({})).await;
+    let created = s.app.gql(Some(&s.admin), r#"mutation { createEnvironment(input: {name: "env-gql", projectId: "proj-alpha", teamId: "team-app", runtimeType: "compose"}) { result } }"#, json!({})).await;
     assert!(created["errors"].is_null(), "{created}");
-    let bound = s.app.gql(Some(&s.admin), r#"mutation { bindNodes(environment: "env-gql", nodes: [{host: "gql-host", nodeRole: "compose_manager"}]) { result } }"#, json!({})).await;
+    let bound = s.app.gql(Some(&s.admin), r#"mutation { bindNodes(environment: "env-gql", input: {nodes: [{hostId: "gql-host", nodeRole: "compose_manager"}]}) { result } }"#, json!({})).await;
     assert!(bound["errors"].is_null(), "{bound}");
-    let preview = s.app.gql(Some(&s.admin), r#"mutation { previewInstall(environment: "env-gql", action: "preflight") { result } }"#, json!({})).await;
+    let preview = s.app.gql(Some(&s.admin), r#"mutation { previewInstall(environment: "env-gql", input: {action: "preflight"}) { result } }"#, json!({})).await;
     let preview_ref = preview["data"]["previewInstall"]["result"]["preview_ref"].as_str().unwrap_or_else(|| panic!("{preview}")).to_string();
 
     // Subscribe to the environment's install progress, then start the task.
@@ -767,7 +767,7 @@ async fn graphql_runs_an_install_with_live_progress_and_compose_errors_name_thei
     let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { installTaskProgress(environment: \"env-gql\") { kind taskId action log { stepIndex line } } }" } });
     ws.send(Message::text(sub.to_string())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let applied = s.app.gql(Some(&s.admin), "mutation($p: String) { applyInstall(environment: \"env-gql\", previewRef: $p, confirm: true) { result } }", json!({ "p": preview_ref })).await;
+    let applied = s.app.gql(Some(&s.admin), "mutation($p: String) { applyInstall(environment: \"env-gql\", input: {previewRef: $p, confirm: true}) { result } }", json!({ "p": preview_ref })).await;
     let task_id = applied["data"]["applyInstall"]["result"]["task_id"].as_str().unwrap_or_else(|| panic!("{applied}")).to_string();
     let (mut saw_log, mut saw_step) = (false, false);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);

@@ -424,7 +424,7 @@ async fn one_timeline_through_graphql_rest_and_replay_with_live_updates() {
     use tokio_tungstenite::tungstenite::Message;
     let w = world().await;
     let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
-    let input = json!({ "service": "svc-a", "target": "target-k8s-prod", "env": "production", "strategy": "rolling", "variables": { "image_tag": "v7" } });
+    let input = json!({ "serviceId": "svc-a", "targetId": "target-k8s-prod", "env": "production", "strategy": "rolling", "variables": { "image_tag": "v7" } });
     let ai = |q: &str, vars: Value, token: &str| {
         let req = w.app.http.post(w.app.url("/graphql")).bearer_auth(token).header("x-opspilot-source", "ai_command_center").json(&json!({ "query": q, "variables": vars }));
         async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
@@ -440,7 +440,9 @@ async fn one_timeline_through_graphql_rest_and_replay_with_live_updates() {
     ws.send(Message::text(sub.to_string())).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
-    let a = ai("mutation($r: String, $i: ReleaseInput!) { applyRelease(previewRef: $r, input: $i) { result } }", json!({ "r": p["preview_ref"], "i": input }), &w.dev).await;
+    let mut apply_input = input.clone();
+    apply_input["previewRef"] = p["preview_ref"].clone();
+    let a = ai("mutation($i: ApplyReleaseInput!) { applyRelease(input: $i) { result } }", json!({ "i": apply_input }), &w.dev).await;
     let ticket = a["data"]["applyRelease"]["result"]["approval_ticket"].as_str().expect("apply through GraphQL").to_string();
     let inbox = ai("{ inbox(filter: {view: \"mine\"}) { total stats { pending } list { ticket source status } } }", json!({}), &approver).await;
     assert_eq!(inbox["data"]["inbox"]["list"][0]["source"], "ai_command_center");
