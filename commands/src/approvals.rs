@@ -101,6 +101,7 @@ impl Commands {
 
     /// Records that the caller opened a ticket.
     pub async fn view_ticket(&self, ctx: &CommandContext, ticket: &str) -> Result<Handled> {
+        self.authorize(ctx, "deploy:release:read", "approval.view").await?;
         let t = self.visible_ticket(ctx, ticket).await?;
         let cmd = ApprovalCommand::View { by: ctx.principal()?.user_id, now: ctx.now };
         let scope = t.scope().expect("created ticket has a scope");
