@@ -1,6 +1,7 @@
 //! The audit explorer: the log's envelopes, scoped to the caller and
 //! filtered, as pages and live — REST and GraphQL.
 
+use opspilot_domain::rbac::Permission;
 use async_graphql::{Context, InputObject, Object, Subscription};
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -89,7 +90,7 @@ pub struct AuditSubscription;
 impl AuditSubscription {
     /// Events as the read models apply them, scoped to the caller and filtered.
     async fn audit_events(&self, ctx: &Context<'_>, filter: Option<AuditFilterInput>) -> BoxStream<'static, GqlResult<AuditEntry>> {
-        let p = match principal(ctx).and_then(|p| p.require("audit:read").map(|_| p.clone()).map_err(|e| gql(e, ctx))) {
+        let p = match principal(ctx).and_then(|p| p.require(Permission::AuditRead).map(|_| p.clone()).map_err(|e| gql(e, ctx))) {
             Ok(p) => p,
             Err(e) => return refused(e),
         };

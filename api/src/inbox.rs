@@ -1,6 +1,7 @@
 //! The global approval inbox: tickets of every scope type in one queue, their
 //! decisions, assignment and comments — REST and GraphQL.
 
+use opspilot_domain::rbac::Permission;
 use async_graphql::{Context, InputObject, Object, SimpleObject, Subscription};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
@@ -196,7 +197,7 @@ pub struct InboxSubscription;
 impl InboxSubscription {
     /// Every change of the inbox the caller may see, live.
     async fn inbox_changed(&self, ctx: &Context<'_>) -> BoxStream<'static, GqlResult<AuditEntry>> {
-        if let Err(e) = principal(ctx).and_then(|p| p.require("deploy:release:read").map_err(|e| gql(e, ctx))) {
+        if let Err(e) = principal(ctx).and_then(|p| p.require(Permission::DeployReleaseRead).map_err(|e| gql(e, ctx))) {
             return refused(e);
         }
         live(ctx, |r| r.domain == "approval")

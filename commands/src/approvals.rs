@@ -2,6 +2,7 @@
 //! Deciding a ticket is checked here (permission, scope, four-eyes, expiry,
 //! binding); what the ticket was raised for hears of it from the process manager.
 
+use opspilot_domain::rbac::Permission;
 use chrono::Duration;
 use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket, Approver, RiskLevel, ScopeType, TicketBinding};
 use opspilot_domain::release::Release;
@@ -78,9 +79,9 @@ impl Commands {
         let t = self.visible_ticket(ctx, ticket).await?;
         let facts = t.facts.clone().expect("checked");
         let p = ctx.principal()?.clone();
-        if !(p.has(&facts.required_permission) || p.is_admin()) {
+        if !(p.has(facts.required_permission) || p.is_admin()) {
             let e = DomainError::new(ErrorCode::ApprovalPermissionDenied, "only approvers assign tickets");
-            self.deny(ctx, "approval.assign", &facts.required_permission, &e).await?;
+            self.deny(ctx, "approval.assign", facts.required_permission, &e).await?;
             return Err(e.into());
         }
         let assigned_to = self.existing_user(assignee).await?;
@@ -101,7 +102,7 @@ impl Commands {
 
     /// Records that the caller opened a ticket.
     pub async fn view_ticket(&self, ctx: &CommandContext, ticket: &str) -> Result<Handled> {
-        self.authorize(ctx, "deploy:release:read", "approval.view").await?;
+        self.authorize(ctx, Permission::DeployReleaseRead, "approval.view").await?;
         let t = self.visible_ticket(ctx, ticket).await?;
         let cmd = ApprovalCommand::View { by: ctx.principal()?.user_id, now: ctx.now };
         let scope = t.scope().expect("created ticket has a scope");
@@ -130,7 +131,7 @@ impl Commands {
         let t = self.visible_ticket(ctx, ticket).await?;
         let facts = t.facts.clone().expect("checked");
         let p = ctx.principal()?.clone();
-        let approver = Approver { user_id: p.user_id, has_permission: p.has(&facts.required_permission), in_scope: p.sees_project(facts.project_id) };
+        let approver = Approver { user_id: p.user_id, has_permission: p.has(facts.required_permission), in_scope: p.sees_project(facts.project_id) };
         let binding = match for_release {
             // What the approver says they approve: that release, as it is now.
             Some(release_id) => {
@@ -157,7 +158,7 @@ impl Commands {
                     // Audited; nothing changed.
                     ErrorCode::ApprovalPermissionDenied => {
                         if let crate::CommandError::Domain(d) = &e {
-                            self.deny(ctx, attempted, &facts.required_permission, d).await?;
+                            self.deny(ctx, attempted, facts.required_permission, d).await?;
                         }
                     }
                     ErrorCode::ApprovalTicketScopeMismatch => {

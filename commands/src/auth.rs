@@ -1,6 +1,7 @@
 //! Authentication: argon2 passwords, session and API tokens. Tokens are shown
 //! once and stored only as sha256 hashes; events carry ids and fingerprints.
 
+use opspilot_domain::rbac::Permission;
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use base64::Engine;
@@ -143,7 +144,7 @@ impl Commands {
         let (state, _) = self.load::<ApiToken>(&stream).await?;
         let owner = state.user_id.ok_or_else(|| DomainError::new(ErrorCode::NotFound, "token does not exist"))?;
         if owner != principal.user_id {
-            self.authorize(ctx, "identity:manage", "api_token.revoke").await?;
+            self.authorize(ctx, Permission::IdentityManage, "api_token.revoke").await?;
         }
         let handled = self
             .execute::<ApiToken>(ctx, "revoke_api_token", &stream, &EventScope::resource("api_token", token_id), |s| s.decide_clone(&ApiTokenCommand::Revoke), |_| {
@@ -159,7 +160,7 @@ impl Commands {
         let user_id = self.existing_user(user).await?;
         let principal = ctx.principal()?.clone();
         if principal.user_id != user_id {
-            self.authorize(ctx, "identity:manage", "user.change_password").await?;
+            self.authorize(ctx, Permission::IdentityManage, "user.change_password").await?;
         }
         validate_password(new_password)?;
         self.secrets.set_password_hash(user_id, &hash_password(new_password)?).await?;

@@ -1,5 +1,6 @@
 //! Services and deploy targets.
 
+use opspilot_domain::rbac::Permission;
 use std::collections::BTreeMap;
 
 use opspilot_domain::approval::RiskLevel;
@@ -53,7 +54,7 @@ impl Commands {
             return Err(DomainError::validation("team_id", format!("team {team} is not a team of project {project}")).into());
         }
         if let Err(e) = ctx.principal()?.require_project(project_id) {
-            self.deny(ctx, attempted, "catalog:manage", &e).await?;
+            self.deny(ctx, attempted, Permission::CatalogManage, &e).await?;
             return Err(e.into());
         }
         Ok((project_id, team_id))
@@ -61,7 +62,7 @@ impl Commands {
 
     /// Registers a service with its manifest template (`catalog:manage`).
     pub async fn create_service(&self, ctx: &CommandContext, s: NewService) -> Result<Handled> {
-        self.authorize(ctx, "catalog:manage", "service.create").await?;
+        self.authorize(ctx, Permission::CatalogManage, "service.create").await?;
         let name = ResourceName::parse("name", &s.name)?;
         let (project_id, team_id) = self.placement(ctx, "service.create", &s.project, &s.team).await?;
         let risk_level = match s.risk_level.as_deref() {
@@ -86,7 +87,7 @@ impl Commands {
 
     /// Registers a deploy target (`catalog:manage`); a k8s target names a cluster of the same project.
     pub async fn create_target(&self, ctx: &CommandContext, t: NewTarget) -> Result<Handled> {
-        self.authorize(ctx, "catalog:manage", "deploy_target.create").await?;
+        self.authorize(ctx, Permission::CatalogManage, "deploy_target.create").await?;
         let name = ResourceName::parse("name", &t.name)?;
         let (project_id, team_id) = self.placement(ctx, "deploy_target.create", &t.project, &t.team).await?;
         let cluster_id = match &t.cluster {

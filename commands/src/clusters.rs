@@ -2,6 +2,7 @@
 //! anything is stored, then keep the kubeconfig sealed in the credentials
 //! store and record the import.
 
+use opspilot_domain::rbac::Permission;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -47,14 +48,14 @@ impl CertParts {
 impl Commands {
     /// Imports a cluster by full kubeconfig (raw or base64).
     pub async fn import_cluster_kubeconfig(&self, ctx: &CommandContext, placement: &ClusterPlacement, kubeconfig: &str) -> Result<Handled> {
-        self.authorize(ctx, "cluster:manage", "cluster.import").await?;
+        self.authorize(ctx, Permission::ClusterManage, "cluster.import").await?;
         let valid = opspilot_k8s::validate_kubeconfig(kubeconfig)?;
         self.import_cluster(ctx, placement, valid, false).await
     }
 
     /// Imports a cluster by endpoint + CA + token, or endpoint + CA + client certificate and key.
     pub async fn import_cluster_cert(&self, ctx: &CommandContext, placement: &ClusterPlacement, parts: &CertParts) -> Result<Handled> {
-        self.authorize(ctx, "cluster:manage", "cluster.import").await?;
+        self.authorize(ctx, Permission::ClusterManage, "cluster.import").await?;
         let valid = parts.validate()?;
         self.import_cluster(ctx, placement, valid, false).await
     }
@@ -62,7 +63,7 @@ impl Commands {
     /// Gives an imported cluster new credentials (kubeconfig, or certificate parts),
     /// probed like an import; the cluster keeps its id, name, project and team.
     pub async fn update_cluster_connection(&self, ctx: &CommandContext, cluster: &str, kubeconfig: Option<&str>, parts: Option<&CertParts>) -> Result<Handled> {
-        self.authorize(ctx, "cluster:manage", "cluster.update_connection").await?;
+        self.authorize(ctx, Permission::ClusterManage, "cluster.update_connection").await?;
         let valid = match (kubeconfig, parts) {
             (Some(k), None) => opspilot_k8s::validate_kubeconfig(k)?,
             (None, Some(p)) => p.validate()?,
@@ -98,7 +99,7 @@ impl Commands {
         }
         let principal = ctx.principal()?;
         if let Err(e) = principal.require_project(project_id) {
-            self.deny(ctx, "cluster.import", "cluster:manage", &e).await?;
+            self.deny(ctx, "cluster.import", Permission::ClusterManage, &e).await?;
             return Err(e.into());
         }
 
@@ -174,7 +175,7 @@ impl Commands {
     /// Connects with the stored credentials and records the outcome; answers
     /// the seed's `{reachable, server_version, permissions}`.
     pub async fn test_cluster_connection(&self, ctx: &CommandContext, cluster: &str) -> Result<Handled> {
-        self.authorize(ctx, "cluster:read", "cluster.connection_test").await?;
+        self.authorize(ctx, Permission::ClusterRead, "cluster.connection_test").await?;
         let (_, cluster_id, scope) = self.visible_cluster(ctx, cluster).await?;
         let outcome = match self.cluster_client(ctx, cluster).await {
             Ok(client) => opspilot_k8s::probe(&client).await.map_err(crate::CommandError::from),

@@ -4,6 +4,7 @@
 //! uploads it, keeps the previous file and runs `up -d`; rollback re-applies
 //! the previous release's file. Facts go to `compose-release-<id>`.
 
+use opspilot_domain::rbac::Permission;
 use std::time::Duration;
 
 use opspilot_domain::catalog::{ComposePlacement, DeployTarget};
@@ -279,7 +280,7 @@ impl Commands {
     }
 
     async fn visible_compose_target(&self, ctx: &CommandContext, target: &str) -> Result<(DeployTarget, ComposeSite)> {
-        self.authorize(ctx, "deploy:release:read", "compose.read").await?;
+        self.authorize(ctx, Permission::DeployReleaseRead, "compose.read").await?;
         let id = crate::ids::resolve("deploy_target", target);
         let (t, _) = self.load::<DeployTarget>(&stream_id_of::<DeployTarget>(id)).await?;
         if !t.project_id.is_some_and(|p| ctx.principal().map(|pr| pr.sees_project(p)).unwrap_or(false)) || t.runtime_type != "compose" {

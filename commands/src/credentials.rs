@@ -1,6 +1,7 @@
 //! Storing secrets: sealed in the credentials table, announced by an event
 //! that carries only the id, kind, name and keyed fingerprint.
 
+use opspilot_domain::rbac::Permission;
 use opspilot_domain::credential::{Credential, CredentialCommand, CredentialKind};
 use opspilot_domain::{stream_id_of, DomainError, EventScope, ResourceName};
 use serde_json::json;
@@ -18,7 +19,7 @@ impl Commands {
         secret: &str,
         project: Option<&str>,
     ) -> Result<Handled> {
-        self.authorize(ctx, "credential:manage", "credential.store").await?;
+        self.authorize(ctx, Permission::CredentialManage, "credential.store").await?;
         let name = ResourceName::parse("name", name)?;
         let kind = CredentialKind::parse(kind)?;
         if secret.is_empty() || secret.len() > 1024 * 1024 {

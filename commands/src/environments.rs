@@ -8,14 +8,16 @@
 //! present the preview; a change of nodes, bundle or options since makes it
 //! `preview_mismatch`.
 
+use opspilot_domain::rbac::Permission;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use opspilot_bundle::Bundle;
+use opspilot_domain::preview::PreviewRef;
 use opspilot_domain::approval::{ApprovalCommand, ApprovalTicket, RiskLevel, ScopeType, TicketBinding};
-use opspilot_domain::environment::{check_node_counts, Environment, EnvironmentCommand, EnvironmentFacts, InstallPlan, NodeBinding, PlannedStep, TaskPhase};
+use opspilot_domain::environment::{check_node_counts, Environment, EnvironmentCommand, EnvironmentFacts, InstallAction, InstallPlan, NodeBinding, PlannedStep, TaskPhase};
 use opspilot_domain::host::Host;
 use opspilot_domain::release::ApprovalDecision;
 use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope, ResourceName};
@@ -79,11 +81,6 @@ pub struct InstallPreviewRequest {
     pub install_options: BTreeMap<String, String>,
 }
 
-/// Preview references name their environment-scoped preview.
-pub fn install_preview_ref(id: Uuid) -> String {
-    format!("inst-prev-{id}")
-}
-
 pub(crate) fn env_scope(e: &Environment) -> EventScope {
     let id = e.id.expect("existing environment");
     EventScope { environment_id: Some(id.to_string()), ..EventScope::resource("environment", id).in_project(e.project_id.unwrap()).in_team(e.team_id.unwrap()) }
@@ -102,7 +99,7 @@ impl Commands {
 
     /// Creates an environment (`environment:manage`), status draft.
     pub async fn create_environment(&self, ctx: &CommandContext, n: NewEnvironment) -> Result<Handled> {
-        self.authorize(ctx, "environment:manage", "environment.create").await?;
+        self.authorize(ctx, Permission::EnvironmentManage, "environment.create").await?;
         let name = ResourceName::parse("name", &n.name)?;
         let project_id = self.existing_project(&n.project).await?;
         let team_id = resolve("team", &n.team);
@@ -119,7 +116,7 @@ impl Commands {
 
     /// Changes region, labels or description.
     pub async fn update_environment(&self, ctx: &CommandContext, env: &str, facts: EnvironmentFacts) -> Result<Handled> {
-        self.authorize(ctx, "environment:manage", "environment.update").await?;
+        self.authorize(ctx, Permission::EnvironmentManage, "environment.update").await?;
         let e = self.visible_environment(ctx, env).await?;
         let cmd = EnvironmentCommand::Update { facts };
         let id = e.id.unwrap();
@@ -129,7 +126,7 @@ impl Commands {
     /// Removes an environment that runs no task and that no compose target
     /// uses. What was installed on its hosts stays: roll it back first.
     pub async fn delete_environment(&self, ctx: &CommandContext, env: &str) -> Result<Handled> {
-        self.authorize(ctx, "environment:manage", "environment.delete").await?;
+        self.authorize(ctx, Permission::EnvironmentManage, "environment.delete").await?;
         let e = self.visible_environment(ctx, env).await?;
         let id = e.id.unwrap();
         let c = self.store.pool().get().await.map_err(opspilot_eventstore::StoreError::from)?;
@@ -147,7 +144,7 @@ impl Commands {
 
     /// Binds hosts with roles (`PUT /environments/:id/nodes`).
     pub async fn bind_nodes(&self, ctx: &CommandContext, env: &str, nodes: Vec<NodeRequest>) -> Result<Handled> {
-        self.authorize(ctx, "environment:manage", "environment.bind_nodes").await?;
+        self.authorize(ctx, Permission::EnvironmentManage, "environment.bind_nodes").await?;
         let e = self.visible_environment(ctx, env).await?;
         let mut bindings = Vec::with_capacity(nodes.len());
         for n in nodes {
@@ -192,7 +189,7 @@ impl Commands {
     /// The plan of an action: the upload step, then the hooks of the action
     /// (rollback hooks for `rollback`, the preflight hook for `preflight`,
     /// the install hooks otherwise), each on the nodes its `runOn` selects.
-    fn plan(&self, bundle: &Bundle, e: &Environment, action: &str, install_options: BTreeMap<String, String>) -> std::result::Result<(InstallPlan, Vec<String>), DomainError> {
+    fn plan(&self, bundle: &Bundle, e: &Environment, action: InstallAction, install_options: BTreeMap<String, String>) -> std::result::Result<(InstallPlan, Vec<String>), DomainError> {
         let runtime = bundle.runtime(&e.runtime_type)?;
         let all_hosts: Vec<Uuid> = e.nodes.iter().map(|n| n.host_id).collect();
         let mut warnings = Vec::new();
@@ -208,9 +205,9 @@ impl Commands {
         let hooks = runtime.hooks.iter().filter(|h| {
             let rollback = h.phase.as_deref() == Some("rollback");
             match action {
-                "rollback" => rollback,
-                "preflight" => !rollback && h.name.starts_with("preflight"),
-                _ => !rollback,
+                InstallAction::Rollback => rollback,
+                InstallAction::Preflight => !rollback && h.name.starts_with("preflight"),
+                InstallAction::Install | InstallAction::Upgrade | InstallAction::Repair => !rollback,
             }
         });
         for h in hooks {
@@ -235,7 +232,7 @@ impl Commands {
         if steps.len() == 1 {
             return Err(DomainError::new(ErrorCode::ScriptHookMissing, format!("the bundle has no {action} hook for {}", e.runtime_type)));
         }
-        let plan = InstallPlan { action: action.into(), runtime_type: e.runtime_type.clone(), manifest_version: bundle.index.bundle_version.clone(), install_options, steps };
+        let plan = InstallPlan { action, runtime_type: e.runtime_type.clone(), manifest_version: bundle.index.bundle_version.clone(), install_options, steps };
         Ok((plan, warnings))
     }
 
@@ -291,9 +288,9 @@ impl Commands {
 
     /// Previews an install task (mandatory before apply).
     pub async fn preview_install(&self, ctx: &CommandContext, env: &str, r: InstallPreviewRequest) -> Result<Handled> {
-        self.authorize(ctx, "environment:install", "environment.install_preview").await?;
+        self.authorize(ctx, Permission::EnvironmentInstall, "environment.install_preview").await?;
         let e = self.visible_environment(ctx, env).await?;
-        let action = r.action.clone().unwrap_or_else(|| "install".into());
+        let action = r.action.as_deref().map(InstallAction::parse).transpose()?.unwrap_or(InstallAction::Install);
         if let Some(rt) = &r.runtime_type {
             if rt != &e.runtime_type {
                 return Err(DomainError::validation("runtime_type", format!("the environment's runtime is {}", e.runtime_type)).into());
@@ -308,7 +305,7 @@ impl Commands {
                 return Err(DomainError::new(ErrorCode::ArtifactVersionUnsupported, format!("the bundle is {}, not {v}", bundle.index.bundle_version)).into());
             }
         }
-        let (plan, mut warnings) = self.plan(&bundle, &e, &action, r.install_options.clone())?;
+        let (plan, mut warnings) = self.plan(&bundle, &e, action, r.install_options.clone())?;
         let reached = self.reach_nodes(&e).await?;
         let wrong_arch: Vec<String> = reached.iter().filter(|(_, a)| a != "x86_64").map(|(h, a)| format!("{h} is {a}")).collect();
         if !wrong_arch.is_empty() {
@@ -319,7 +316,7 @@ impl Commands {
         }
         warnings.extend(bundle_warnings(&bundle));
         let binding_hash = self.install_binding(&e, &plan, &bundle)?;
-        let preview_ref = install_preview_ref(Uuid::new_v4());
+        let preview_ref = PreviewRef::Install(Uuid::new_v4()).to_string();
         let expires_at = ctx.now + self.preview_ttl;
         let checks = json!([
             { "level": "info", "code": "artifacts_ok", "message": format!("bundle {} verified: signature, checksums, sizes", bundle.index.bundle_version) },
@@ -339,19 +336,22 @@ impl Commands {
     /// Applies a previewed task; `rollback_only` is the rollback endpoint's
     /// guard that the preview's action is a rollback.
     pub async fn apply_install(&self, ctx: &CommandContext, env: &str, preview_ref: Option<&str>, confirm: bool, rollback_only: bool) -> Result<Handled> {
-        self.authorize(ctx, "environment:install", "environment.install_apply").await?;
+        self.authorize(ctx, Permission::EnvironmentInstall, "environment.install_apply").await?;
         let e = self.visible_environment(ctx, env).await?;
-        let pref = preview_ref.filter(|p| !p.trim().is_empty()).ok_or_else(|| DomainError::new(ErrorCode::PreviewRequired, "apply needs the preview_ref of an install preview"))?;
+        let pref = PreviewRef::parse(preview_ref.unwrap_or_default())?;
+        pref.install()?;
+        let pref = pref.to_string();
+        let pref = pref.as_str();
         if !confirm {
             return Err(DomainError::validation("confirm", "confirm the previewed task with confirm: true").into());
         }
         let preview = e.previews.get(pref).ok_or_else(|| DomainError::new(ErrorCode::PreviewRequired, format!("{pref} is not a preview of this environment")))?;
-        if rollback_only && preview.plan.action != "rollback" {
+        if rollback_only && preview.plan.action != InstallAction::Rollback {
             return Err(DomainError::validation("preview_ref", "preview the rollback (action: rollback) first").into());
         }
         // What the preview would be now: the same plan over today's nodes and bundle.
         let presented = match Bundle::load(&self.install.script_root) {
-            Ok(bundle) => match self.plan(&bundle, &e, &preview.plan.action, preview.plan.install_options.clone()) {
+            Ok(bundle) => match self.plan(&bundle, &e, preview.plan.action, preview.plan.install_options.clone()) {
                 Ok((plan, _)) => self.install_binding(&e, &plan, &bundle).unwrap_or_default(),
                 Err(_) => String::new(),
             },
@@ -384,7 +384,7 @@ impl Commands {
                 risk_level: risk,
                 priority: risk.default_priority(),
                 requested_by: p.user_id,
-                required_permission: "deploy:release:approve".into(),
+                required_permission: Permission::DeployReleaseApprove,
                 source: ctx.source,
                 summary: format!("{} {} on {}", preview.plan.action, e.runtime_type, e.name.as_ref().map(|n| n.to_string()).unwrap_or_default()),
                 detail: json!({ "environment_id": id, "task_id": task_id, "preview_ref": pref, "action": preview.plan.action, "steps": preview.plan.steps.iter().map(|s| &s.step_name).collect::<Vec<_>>() }),
@@ -406,7 +406,7 @@ impl Commands {
     /// asked to stop, and its runner stops the hooks on the hosts and ends it
     /// with `install_task_cancelled`. What already ran stays on the hosts.
     pub async fn cancel_install(&self, ctx: &CommandContext, env: &str, task_id: Uuid, reason: Option<String>) -> Result<Handled> {
-        self.authorize(ctx, "environment:install", "environment.install_cancel").await?;
+        self.authorize(ctx, Permission::EnvironmentInstall, "environment.install_cancel").await?;
         let e = self.visible_environment(ctx, env).await?;
         let id = e.id.unwrap();
         let by = ctx.principal()?.user_id;
@@ -432,7 +432,7 @@ impl Commands {
     /// Checks every node of an environment now: SSH with the pinned key and,
     /// for compose, the Docker engine and the compose plugin.
     pub async fn health_check(&self, ctx: &CommandContext, env: &str) -> Result<serde_json::Value> {
-        self.authorize(ctx, "environment:read", "environment.health_check").await?;
+        self.authorize(ctx, Permission::EnvironmentRead, "environment.health_check").await?;
         let e = self.visible_environment(ctx, env).await?;
         let hosts = self.hosts_of(&e).await?;
         let compose = e.runtime_type != "k8s";

@@ -2,6 +2,7 @@
 //! scan and trust by an admin, connectivity checks, and the SSH sessions
 //! tasks and compose releases open.
 
+use opspilot_domain::rbac::Permission;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -64,7 +65,7 @@ impl Commands {
 
     /// Registers a host (`host:manage`). No host key is trusted yet.
     pub async fn register_host(&self, ctx: &CommandContext, h: NewHost) -> Result<Handled> {
-        self.authorize(ctx, "host:manage", "host.register").await?;
+        self.authorize(ctx, Permission::HostManage, "host.register").await?;
         let name = ResourceName::parse("name", &h.name)?;
         let project_id = self.existing_project(&h.project).await?;
         ctx.principal()?.require_project(project_id)?;
@@ -90,7 +91,7 @@ impl Commands {
     /// key stays: a different machine behind a new address is refused with
     /// `ssh_host_key_mismatch` until an admin trusts its key.
     pub async fn update_host(&self, ctx: &CommandContext, host: &str, patch: HostPatch) -> Result<Handled> {
-        self.authorize(ctx, "host:manage", "host.update").await?;
+        self.authorize(ctx, Permission::HostManage, "host.update").await?;
         let h = self.visible_host(ctx, host).await?;
         let id = h.id.expect("visible host has an id");
         let name = h.name.clone().expect("visible host has a name");
@@ -124,7 +125,7 @@ impl Commands {
     /// Removes a host from OpsPilot (`host:manage`); nothing on the machine
     /// changes. Refused while an environment or a compose target uses it.
     pub async fn delete_host(&self, ctx: &CommandContext, host: &str) -> Result<Handled> {
-        self.authorize(ctx, "host:manage", "host.delete").await?;
+        self.authorize(ctx, Permission::HostManage, "host.delete").await?;
         let h = self.visible_host(ctx, host).await?;
         let id = h.id.expect("visible host has an id");
         let c = self.store.pool().get().await.map_err(opspilot_eventstore::StoreError::from)?;
@@ -173,7 +174,7 @@ impl Commands {
     /// Shows the key a host presents now, for an admin to compare with the
     /// machine's real key before trusting it. Records nothing.
     pub async fn scan_host_key(&self, ctx: &CommandContext, host: &str) -> Result<serde_json::Value> {
-        self.authorize(ctx, "host:read", "host.scan").await?;
+        self.authorize(ctx, Permission::HostRead, "host.scan").await?;
         let h = self.visible_host(ctx, host).await?;
         let access = h.access.clone().expect("registered host has access");
         let presented = opspilot_ssh::scan_host_key(&access.ip, access.port, self.ssh_connect_timeout).await.map_err(ssh_error)?;
@@ -185,7 +186,7 @@ impl Commands {
 
     /// An admin trusts (or re-trusts) a host key by its fingerprint.
     pub async fn trust_host_key(&self, ctx: &CommandContext, host: &str, fingerprint: &str) -> Result<Handled> {
-        self.authorize(ctx, "host:manage", "host.trust_key").await?;
+        self.authorize(ctx, Permission::HostManage, "host.trust_key").await?;
         let h = self.visible_host(ctx, host).await?;
         let p = ctx.principal()?.clone();
         let cmd = HostCommand::TrustHostKey { fingerprint: fingerprint.trim().to_string(), by: p.user_id, is_admin: p.is_admin() };
@@ -204,7 +205,7 @@ impl Commands {
 
     /// Connects to a host and records the outcome (`host.connectivity_checked`).
     pub async fn check_host(&self, ctx: &CommandContext, host: &str) -> Result<Handled> {
-        self.authorize(ctx, "host:read", "host.check").await?;
+        self.authorize(ctx, Permission::HostRead, "host.check").await?;
         let h = self.visible_host(ctx, host).await?;
         let outcome = match self.connect_host(&h).await {
             Ok(session) => session.exec("uname -srm", Duration::from_secs(10)).await.map(|o| o.stdout.trim().to_string()),

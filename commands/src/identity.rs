@@ -1,5 +1,6 @@
 //! Projects, teams and users.
 
+use opspilot_domain::rbac::Permission;
 use opspilot_domain::identity::project::{Project, ProjectCommand};
 use opspilot_domain::identity::team::{Team, TeamCommand};
 use opspilot_domain::identity::user::{User, UserCommand};
@@ -25,7 +26,7 @@ impl Commands {
     /// Creates a project (`identity:manage`).
     pub async fn create_project(&self, ctx: &CommandContext, name: &str, description: &str) -> Result<Handled> {
         if ctx.principal.is_some() {
-            self.authorize(ctx, "identity:manage", "project.create").await?;
+            self.authorize(ctx, Permission::IdentityManage, "project.create").await?;
         }
         let name = ResourceName::parse("name", name)?;
         let id = id_for("project", name.as_str());
@@ -40,7 +41,7 @@ impl Commands {
     /// Creates a team inside an existing project (`identity:manage`).
     pub async fn create_team(&self, ctx: &CommandContext, name: &str, project: &str) -> Result<Handled> {
         if ctx.principal.is_some() {
-            self.authorize(ctx, "identity:manage", "team.create").await?;
+            self.authorize(ctx, Permission::IdentityManage, "team.create").await?;
         }
         let name = ResourceName::parse("name", name)?;
         let project_id = self.existing_project(project).await?;
@@ -56,7 +57,7 @@ impl Commands {
     /// Adds a user to a team (`identity:manage`).
     pub async fn add_team_member(&self, ctx: &CommandContext, team: &str, user: &str) -> Result<Handled> {
         if ctx.principal.is_some() {
-            self.authorize(ctx, "identity:manage", "team.add_member").await?;
+            self.authorize(ctx, Permission::IdentityManage, "team.add_member").await?;
         }
         let team_id = resolve("team", team);
         let user_id = self.existing_user(user).await?;
@@ -73,7 +74,7 @@ impl Commands {
     /// Creates a local account with roles and a password (`identity:manage`).
     pub async fn create_user(&self, ctx: &CommandContext, input: NewUser) -> Result<Handled> {
         if ctx.principal.is_some() {
-            self.authorize(ctx, "identity:manage", "user.create").await?;
+            self.authorize(ctx, Permission::IdentityManage, "user.create").await?;
         }
         let username = ResourceName::parse("username", &input.username)?;
         validate_password(&input.password)?;
@@ -104,7 +105,7 @@ impl Commands {
     }
 
     async fn change_roles(&self, ctx: &CommandContext, user: &str, role: &str, grant: bool) -> Result<Handled> {
-        self.authorize(ctx, "identity:manage", if grant { "user.grant_role" } else { "user.revoke_role" }).await?;
+        self.authorize(ctx, Permission::IdentityManage, if grant { "user.grant_role" } else { "user.revoke_role" }).await?;
         let role = Role::parse(role)?;
         let id = self.existing_user(user).await?;
         let cmd = if grant { UserCommand::GrantRole { role } } else { UserCommand::RevokeRole { role } };

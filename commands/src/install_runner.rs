@@ -224,7 +224,7 @@ impl Commands {
             let ns = NodeStep {
                 environment_id: run.environment_id,
                 task_id: run.task_id,
-                action: run.plan.action.clone(),
+                action: run.plan.action.to_string(),
                 runtime_type: run.plan.runtime_type.clone(),
                 manifest_version: run.plan.manifest_version.clone(),
                 step_name: step.step_name.clone(),
@@ -419,7 +419,7 @@ impl Commands {
             ("OPS_RETRY_MAX", step.max_retries.to_string()),
             ("OPS_NODE_IP", host.and_then(|h| h.access.as_ref().map(|a| a.ip.clone())).unwrap_or_default()),
             ("OPS_NODE_ROLE", role),
-            ("OPS_ACTION", run.plan.action.clone()),
+            ("OPS_ACTION", run.plan.action.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))

@@ -19,6 +19,7 @@ pub mod process_manager;
 pub mod releases;
 pub mod scheduler;
 
+use opspilot_domain::rbac::Permission;
 use opspilot_domain::{Aggregate, DomainError, DomainEvent, ErrorCode, EventScope};
 use opspilot_eventstore::{
     AppendOutcome, EventStore, ExpectedVersion, IdempotencyRecord, MasterKey, NewEvent, StoreError, Vault,
@@ -196,7 +197,7 @@ impl Commands {
 
     /// Refuses unless the caller holds `permission`; a refusal is recorded as
     /// an `auth.permission_denied` event and changes nothing else.
-    pub async fn authorize(&self, ctx: &CommandContext, permission: &str, attempted: &str) -> Result<()> {
+    pub async fn authorize(&self, ctx: &CommandContext, permission: Permission, attempted: &str) -> Result<()> {
         let principal = ctx.principal()?;
         if let Err(e) = principal.require(permission) {
             self.deny(ctx, attempted, permission, &e).await?;
@@ -206,12 +207,12 @@ impl Commands {
     }
 
     /// Records a denial (permission or scope) for the caller.
-    pub async fn deny(&self, ctx: &CommandContext, attempted: &str, permission: &str, error: &DomainError) -> Result<()> {
+    pub async fn deny(&self, ctx: &CommandContext, attempted: &str, permission: impl std::fmt::Display, error: &DomainError) -> Result<()> {
         let principal = ctx.principal()?;
         let event = opspilot_domain::security::SecurityEvent::PermissionDenied {
             user_id: principal.user_id,
             attempted: attempted.into(),
-            permission: permission.into(),
+            permission: permission.to_string(),
             error_key: error.code.key().into(),
             reason: error.detail.clone(),
         };

@@ -2,6 +2,8 @@
 //! against the cluster (server-side dry-run and a diff against live objects)
 //! and records the preview a later apply must present.
 
+use opspilot_domain::preview::PreviewRef;
+use opspilot_domain::rbac::Permission;
 use std::collections::BTreeMap;
 
 use opspilot_domain::catalog::{DeployTarget, Service};
@@ -43,16 +45,6 @@ pub fn binding_hash(spec: &ReleaseSpec, rendered: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// A preview reference names its release.
-pub fn preview_ref(release_id: Uuid) -> String {
-    format!("rel-prev-{release_id}")
-}
-
-/// The release a preview reference names.
-pub fn release_of_preview(preview_ref: &str) -> Option<Uuid> {
-    preview_ref.strip_prefix("rel-prev-").and_then(|s| Uuid::parse_str(s).ok())
-}
-
 /// One check shown with a preview.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
@@ -71,7 +63,7 @@ pub(crate) struct Resolved {
 impl Commands {
     /// Resolves service and target (ids or names), checks scope and runtime permission.
     pub(crate) async fn resolve_release(&self, ctx: &CommandContext, attempted: &str, r: &PreviewRequest) -> Result<Resolved> {
-        self.authorize(ctx, "deploy:release:apply", attempted).await?;
+        self.authorize(ctx, Permission::DeployReleaseApply, attempted).await?;
         let service_id = resolve("service", &r.service);
         let target_id = resolve("deploy_target", &r.target);
         let (service, _) = self.load::<Service>(&stream_id_of::<Service>(service_id)).await?;
@@ -93,8 +85,7 @@ impl Commands {
         if r.env != target.env {
             return Err(DomainError::validation("env", format!("target {} is for env {}", r.target, target.env)).into());
         }
-        let runtime_permission = format!("deploy:{}:apply", service.runtime_type);
-        self.authorize(ctx, &runtime_permission, attempted).await?;
+        self.authorize(ctx, Permission::apply_on(&service.runtime_type)?, attempted).await?;
         let spec = ReleaseSpec {
             service_id,
             target_id,
@@ -170,11 +161,11 @@ impl Commands {
             warnings.push("an image uses the tag latest: the release is not reproducible".to_string());
         }
         let risk = resolved.service.risk_level.map(|r| r.as_str()).unwrap_or("medium");
-        let pref = preview_ref(release_id);
+        let pref = PreviewRef::Release(release_id);
         let cmd = ReleaseCommand::Preview {
             release_id,
             spec: resolved.spec.clone(),
-            preview_ref: pref.clone(),
+            preview_ref: pref.to_string(),
             binding_hash: hash,
             artifact_digest: digest,
             expires_at,
@@ -232,8 +223,8 @@ impl Commands {
     /// match the parameters exactly; the approval policy (env production, or
     /// risk high or above) decides between a ticket in the inbox and starting now.
     pub async fn apply_release(&self, ctx: &CommandContext, req: &ApplyRequest) -> Result<Handled> {
-        let pref = req.preview_ref.as_deref().filter(|p| !p.trim().is_empty()).ok_or_else(|| DomainError::new(ErrorCode::PreviewRequired, "apply needs the preview_ref of a preview"))?;
-        let release_id = release_of_preview(pref).ok_or_else(|| DomainError::new(ErrorCode::PreviewRequired, format!("{pref} is not a preview")))?;
+        let pref = PreviewRef::parse(req.preview_ref.as_deref().unwrap_or_default())?;
+        let release_id = pref.release()?;
         let stream = stream_id_of::<Release>(release_id);
         let (release, _) = self.load::<Release>(&stream).await?;
         let previewed = release.spec.clone().ok_or_else(|| DomainError::new(ErrorCode::PreviewRequired, format!("{pref} is not a preview")))?;
@@ -282,7 +273,7 @@ impl Commands {
                 risk_level: risk,
                 priority: risk.default_priority(),
                 requested_by: principal.user_id,
-                required_permission: "deploy:release:approve".into(),
+                required_permission: Permission::DeployReleaseApprove,
                 source: ctx.source,
                 summary: format!("{} release {service_name} {tag}", resolved.spec.env).trim().to_string(),
                 detail: json!({ "release_id": release_id, "preview_ref": pref, "service": service_name, "target": resolved.target.name, "variables": resolved.spec.variables }),
@@ -427,7 +418,7 @@ impl Commands {
     /// release as it was). The requester or an admin may; a release no longer
     /// waiting is `release_state_invalid`.
     pub async fn cancel_release(&self, ctx: &CommandContext, release_id: Uuid, reason: Option<String>) -> Result<Handled> {
-        self.authorize(ctx, "deploy:release:apply", "release.cancel").await?;
+        self.authorize(ctx, Permission::DeployReleaseApply, "release.cancel").await?;
         let stream = stream_id_of::<Release>(release_id);
         let (release, _, principal) = self.visible_release(ctx, release_id).await?;
         let waiting = release.approval_ticket.clone().filter(|_| release.status == opspilot_domain::release::ReleaseStatus::PendingApproval);
@@ -451,10 +442,10 @@ impl Commands {
     }
 
     pub async fn rollback_release(&self, ctx: &CommandContext, release_id: Uuid) -> Result<Handled> {
-        self.authorize(ctx, "deploy:release:apply", "release.rollback").await?;
+        self.authorize(ctx, Permission::DeployReleaseApply, "release.rollback").await?;
         let stream = stream_id_of::<Release>(release_id);
         let (release, spec, principal) = self.visible_release(ctx, release_id).await?;
-        self.authorize(ctx, &format!("deploy:{}:apply", spec.runtime_type), "release.rollback").await?;
+        self.authorize(ctx, Permission::apply_on(&spec.runtime_type)?, "release.rollback").await?;
         let previous = opspilot_projections::release_history::previous_applied(self.store.pool(), spec.service_id, spec.target_id, release_id)
             .await?
             .ok_or_else(|| DomainError::new(ErrorCode::ReleaseStateInvalid, "no earlier release of this service and target was applied: nothing to roll back to"))?;
@@ -491,7 +482,7 @@ impl Commands {
                 risk_level: risk,
                 priority: risk.default_priority(),
                 requested_by: principal.user_id,
-                required_permission: "deploy:release:approve".into(),
+                required_permission: Permission::DeployReleaseApprove,
                 source: ctx.source,
                 summary: format!("{} rollback {}", spec.env, service.name.as_ref().map(|n| n.to_string()).unwrap_or_default()),
                 detail: json!({ "release_id": release_id, "rollback_to": previous, "operation": "rollback" }),

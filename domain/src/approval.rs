@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::error::{DomainError, ErrorCode};
 use crate::event::{Aggregate, DomainEvent, EventScope, EventStatus, Severity, Source};
+use crate::rbac::Permission;
 
 /// Longest comment (or cancel reason) a ticket accepts, in characters.
 pub const MAX_COMMENT_CHARS: usize = 2000;
@@ -149,7 +150,7 @@ pub enum ApprovalCommand {
         priority: Priority,
         requested_by: Uuid,
         /// The permission an approver needs, e.g. `deploy:release:approve`.
-        required_permission: String,
+        required_permission: Permission,
         source: Source,
         summary: String,
         detail: Value,
@@ -190,7 +191,7 @@ pub enum ApprovalEvent {
         priority: Priority,
         requested_by: Uuid,
         /// The permission an approver needs (the seed calls it `required_role`).
-        required_role: String,
+        required_role: Permission,
         source: Source,
         summary: String,
         detail: Value,
@@ -209,7 +210,7 @@ pub enum ApprovalEvent {
         ticket: String,
         #[serde(flatten)]
         binding: TicketBinding,
-        required_role: String,
+        required_role: Permission,
         requested_by: Uuid,
         reviewed_by: Uuid,
         comment: Option<String>,
@@ -220,7 +221,7 @@ pub enum ApprovalEvent {
         ticket: String,
         #[serde(flatten)]
         binding: TicketBinding,
-        required_role: String,
+        required_role: Permission,
         requested_by: Uuid,
         reviewed_by: Uuid,
         comment: Option<String>,
@@ -284,7 +285,7 @@ pub struct TicketFacts {
     pub team_id: Uuid,
     pub environment_id: Option<String>,
     pub requested_by: Uuid,
-    pub required_permission: String,
+    pub required_permission: Permission,
     pub expires_at: DateTime<Utc>,
 }
 
@@ -353,7 +354,7 @@ pub(crate) fn check_comment(field: &str, comment: Option<&str>) -> Result<(), Do
     }
 }
 
-fn check_create(ticket: &str, binding: &TicketBinding, permission: &str, summary: &str, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<(), DomainError> {
+fn check_create(ticket: &str, binding: &TicketBinding, summary: &str, now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<(), DomainError> {
     let id_like = |s: &str| !s.is_empty() && s.len() <= 128 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if !id_like(ticket) {
         return Err(DomainError::validation("ticket", "1 to 128 characters of letters, digits, '-', '_' or '.'"));
@@ -363,9 +364,6 @@ fn check_create(ticket: &str, binding: &TicketBinding, permission: &str, summary
     }
     if binding.binding_hash.trim().is_empty() {
         return Err(DomainError::validation("binding_hash", "a ticket is bound to the exact preview it was raised for"));
-    }
-    if !crate::rbac::PERMISSIONS.contains(&permission) {
-        return Err(DomainError::validation("required_permission", format!("unknown permission {permission:?}")));
     }
     if summary.chars().count() > 500 {
         return Err(DomainError::validation("summary", "at most 500 characters"));
@@ -403,7 +401,7 @@ impl Aggregate for ApprovalTicket {
                 if self.facts.is_some() {
                     return Err(DomainError::new(ErrorCode::ResourceConflict, format!("ticket {ticket} already exists")));
                 }
-                check_create(&ticket, &binding, &required_permission, &summary, now, expires_at)?;
+                check_create(&ticket, &binding, &summary, now, expires_at)?;
                 Ok(vec![ApprovalEvent::Created {
                     ticket,
                     binding,
@@ -462,7 +460,7 @@ impl Aggregate for ApprovalTicket {
                 Ok(vec![ApprovalEvent::Approved {
                     ticket: facts.ticket.clone(),
                     binding: facts.binding.clone(),
-                    required_role: facts.required_permission.clone(),
+                    required_role: facts.required_permission,
                     requested_by: facts.requested_by,
                     reviewed_by: approver.user_id,
                     comment,
@@ -476,7 +474,7 @@ impl Aggregate for ApprovalTicket {
                 Ok(vec![ApprovalEvent::Rejected {
                     ticket: facts.ticket.clone(),
                     binding: facts.binding.clone(),
-                    required_role: facts.required_permission.clone(),
+                    required_role: facts.required_permission,
                     requested_by: facts.requested_by,
                     reviewed_by: approver.user_id,
                     comment,
@@ -532,7 +530,7 @@ impl Aggregate for ApprovalTicket {
                     team_id: *team_id,
                     environment_id: environment_id.clone(),
                     requested_by: *requested_by,
-                    required_permission: required_role.clone(),
+                    required_permission: *required_role,
                     expires_at: *expires_at,
                 });
                 self.status = TicketStatus::Pending;
@@ -550,6 +548,7 @@ impl Aggregate for ApprovalTicket {
 
 #[cfg(test)]
 mod tests {
+    use crate::rbac::Permission;
     use super::*;
     use crate::event::testing::given;
     use chrono::TimeZone;
@@ -583,7 +582,7 @@ mod tests {
             risk_level: RiskLevel::High,
             priority: RiskLevel::High.default_priority(),
             requested_by: REQUESTER,
-            required_permission: "deploy:release:approve".into(),
+            required_permission: Permission::DeployReleaseApprove,
             source: Source::AiCommandCenter,
             summary: "prod release svc-a v2.0.1".into(),
             detail: serde_json::json!({ "image": "v2.0.1" }),
@@ -603,7 +602,7 @@ mod tests {
             risk_level: RiskLevel::High,
             priority: Priority::P1,
             requested_by: REQUESTER,
-            required_role: "deploy:release:approve".into(),
+            required_role: Permission::DeployReleaseApprove,
             source: Source::AiCommandCenter,
             summary: "prod release svc-a v2.0.1".into(),
             detail: serde_json::json!({ "image": "v2.0.1" }),
@@ -617,7 +616,7 @@ mod tests {
         ApprovalEvent::Approved {
             ticket: TICKET.into(),
             binding: binding(),
-            required_role: "deploy:release:approve".into(),
+            required_role: Permission::DeployReleaseApprove,
             requested_by: REQUESTER,
             reviewed_by: APPROVER,
             comment: Some("approved for prod window".into()),
@@ -629,7 +628,7 @@ mod tests {
         ApprovalEvent::Rejected {
             ticket: TICKET.into(),
             binding: binding(),
-            required_role: "deploy:release:approve".into(),
+            required_role: Permission::DeployReleaseApprove,
             requested_by: REQUESTER,
             reviewed_by: APPROVER,
             comment: Some("not in the change window".into()),
@@ -658,11 +657,6 @@ mod tests {
             *expires_at = t(0);
         }
         given::<ApprovalTicket>(vec![]).when(past).then_expect_error(ErrorCode::ValidationError);
-        let mut unknown = create();
-        if let ApprovalCommand::Create { required_permission, .. } = &mut unknown {
-            *required_permission = "service:approve".into();
-        }
-        given::<ApprovalTicket>(vec![]).when(unknown).then_expect_error(ErrorCode::ValidationError);
     }
 
     #[test]

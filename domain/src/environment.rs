@@ -36,8 +36,45 @@ pub const RUNTIME_TYPES: &[&str] = &["k8s", "compose", "hybrid"];
 pub const MODES: &[&str] = &["platform_managed", "external_managed"];
 /// Roles a node can have.
 pub const NODE_ROLES: &[&str] = &["control_plane", "worker", "compose_manager", "compose_worker"];
-/// Task actions.
-pub const ACTIONS: &[&str] = &["preflight", "install", "upgrade", "repair", "rollback"];
+/// What an install task does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallAction {
+    Preflight,
+    Install,
+    Upgrade,
+    Repair,
+    Rollback,
+}
+
+impl InstallAction {
+    pub const ALL: [InstallAction; 5] = [InstallAction::Preflight, InstallAction::Install, InstallAction::Upgrade, InstallAction::Repair, InstallAction::Rollback];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallAction::Preflight => "preflight",
+            InstallAction::Install => "install",
+            InstallAction::Upgrade => "upgrade",
+            InstallAction::Repair => "repair",
+            InstallAction::Rollback => "rollback",
+        }
+    }
+
+    /// Parses an action name, or a `validation_error` naming the known ones.
+    pub fn parse(s: &str) -> Result<InstallAction, DomainError> {
+        InstallAction::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| DomainError::validation("action", "one of preflight, install, upgrade, repair, rollback"))
+    }
+}
+
+impl std::fmt::Display for InstallAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Where an environment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -97,7 +134,7 @@ pub struct PlannedStep {
 /// What a task will do, fixed by its preview.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstallPlan {
-    pub action: String,
+    pub action: InstallAction,
     pub runtime_type: String,
     pub manifest_version: String,
     pub install_options: BTreeMap<String, String>,
@@ -157,7 +194,7 @@ pub enum EnvironmentEvent {
     InstallPreviewed {
         environment_id: Uuid,
         preview_ref: String,
-        action: String,
+        action: InstallAction,
         runtime_type: String,
         manifest_version: String,
         steps: Vec<String>,
@@ -171,7 +208,7 @@ pub enum EnvironmentEvent {
         environment_id: Uuid,
         task_id: Uuid,
         preview_ref: String,
-        action: String,
+        action: InstallAction,
         runtime_type: String,
         manifest_version: String,
         approval_ticket: Option<String>,
@@ -179,11 +216,11 @@ pub enum EnvironmentEvent {
         plan: InstallPlan,
     },
     #[serde(rename = "environment.install_started")]
-    InstallStarted { environment_id: Uuid, task_id: Uuid, action: String, runtime_type: String, manifest_version: String, approval_ticket: Option<String>, approved_by: Option<Uuid> },
+    InstallStarted { environment_id: Uuid, task_id: Uuid, action: InstallAction, runtime_type: String, manifest_version: String, approval_ticket: Option<String>, approved_by: Option<Uuid> },
     #[serde(rename = "environment.install_succeeded")]
-    InstallSucceeded { environment_id: Uuid, task_id: Uuid, action: String, runtime_type: String, manifest_version: String, duration_ms: i64 },
+    InstallSucceeded { environment_id: Uuid, task_id: Uuid, action: InstallAction, runtime_type: String, manifest_version: String, duration_ms: i64 },
     #[serde(rename = "environment.install_failed")]
-    InstallFailed { environment_id: Uuid, task_id: Uuid, action: String, runtime_type: String, manifest_version: String, #[serde(flatten)] failure: TaskFailure, duration_ms: i64 },
+    InstallFailed { environment_id: Uuid, task_id: Uuid, action: InstallAction, runtime_type: String, manifest_version: String, #[serde(flatten)] failure: TaskFailure, duration_ms: i64 },
     #[serde(rename = "environment.install_rollback_started")]
     InstallRollbackStarted { environment_id: Uuid, task_id: Uuid, runtime_type: String, manifest_version: String, approval_ticket: Option<String>, approved_by: Option<Uuid> },
     #[serde(rename = "environment.install_rollback_succeeded")]
@@ -193,7 +230,7 @@ pub enum EnvironmentEvent {
     /// A running task was asked to stop; the runner stops its hooks and ends
     /// it with `install_task_cancelled`.
     #[serde(rename = "environment.install_cancel_requested")]
-    InstallCancelRequested { environment_id: Uuid, task_id: Uuid, action: String, requested_by: Uuid, reason: String },
+    InstallCancelRequested { environment_id: Uuid, task_id: Uuid, action: InstallAction, requested_by: Uuid, reason: String },
     #[serde(rename = "environment.deleted")]
     Deleted { environment_id: Uuid, name: ResourceName },
 }
@@ -273,16 +310,16 @@ impl Environment {
 
     fn started(&self, environment_id: Uuid, task_id: Uuid, plan: &InstallPlan, approval_ticket: Option<String>, approved_by: Option<Uuid>) -> EnvironmentEvent {
         let (runtime_type, manifest_version) = (plan.runtime_type.clone(), plan.manifest_version.clone());
-        if plan.action == "rollback" {
+        if plan.action == InstallAction::Rollback {
             EnvironmentEvent::InstallRollbackStarted { environment_id, task_id, runtime_type, manifest_version, approval_ticket, approved_by }
         } else {
-            EnvironmentEvent::InstallStarted { environment_id, task_id, action: plan.action.clone(), runtime_type, manifest_version, approval_ticket, approved_by }
+            EnvironmentEvent::InstallStarted { environment_id, task_id, action: plan.action, runtime_type, manifest_version, approval_ticket, approved_by }
         }
     }
 
     fn ended(environment_id: Uuid, task_id: Uuid, plan: &InstallPlan, failure: Option<TaskFailure>, duration_ms: i64) -> EnvironmentEvent {
-        let (runtime_type, manifest_version, action) = (plan.runtime_type.clone(), plan.manifest_version.clone(), plan.action.clone());
-        match (plan.action == "rollback", failure) {
+        let (runtime_type, manifest_version, action) = (plan.runtime_type.clone(), plan.manifest_version.clone(), plan.action);
+        match (action == InstallAction::Rollback, failure) {
             (false, None) => EnvironmentEvent::InstallSucceeded { environment_id, task_id, action, runtime_type, manifest_version, duration_ms },
             (false, Some(failure)) => EnvironmentEvent::InstallFailed { environment_id, task_id, action, runtime_type, manifest_version, failure, duration_ms },
             (true, None) => EnvironmentEvent::InstallRollbackSucceeded { environment_id, task_id, runtime_type, manifest_version, duration_ms },
@@ -291,12 +328,11 @@ impl Environment {
     }
 
     /// Which actions the status allows.
-    fn allows(&self, action: &str) -> bool {
+    fn allows(&self, action: InstallAction) -> bool {
         match action {
-            "install" | "preflight" => true,
-            "upgrade" => self.status == EnvironmentStatus::Ready,
-            "repair" | "rollback" => matches!(self.status, EnvironmentStatus::Ready | EnvironmentStatus::Failed | EnvironmentStatus::Offline),
-            _ => false,
+            InstallAction::Install | InstallAction::Preflight => true,
+            InstallAction::Upgrade => self.status == EnvironmentStatus::Ready,
+            InstallAction::Repair | InstallAction::Rollback => matches!(self.status, EnvironmentStatus::Ready | EnvironmentStatus::Failed | EnvironmentStatus::Offline),
         }
     }
 }
@@ -377,10 +413,7 @@ impl Aggregate for Environment {
             }
             EnvironmentCommand::PreviewInstall { preview_ref, plan, binding_hash, expires_at, warnings, now } => {
                 let environment_id = self.existing()?;
-                if !ACTIONS.contains(&plan.action.as_str()) {
-                    return Err(DomainError::validation("action", ACTIONS.join(", ")));
-                }
-                if !self.allows(&plan.action) {
+                if !self.allows(plan.action) {
                     return Err(DomainError::new(ErrorCode::EnvironmentStatusInvalid, format!("cannot {} an environment that is {}", plan.action, self.status.as_str())));
                 }
                 if expires_at <= now || binding_hash.len() != 64 || self.previews.contains_key(&preview_ref) {
@@ -389,7 +422,7 @@ impl Aggregate for Environment {
                 Ok(vec![EnvironmentEvent::InstallPreviewed {
                     environment_id,
                     preview_ref,
-                    action: plan.action.clone(),
+                    action: plan.action,
                     runtime_type: plan.runtime_type.clone(),
                     manifest_version: plan.manifest_version.clone(),
                     steps: plan.steps.iter().map(|s| s.step_name.clone()).collect(),
@@ -414,7 +447,7 @@ impl Aggregate for Environment {
                 if let Some(a) = &self.active {
                     return Err(DomainError::new(ErrorCode::EnvironmentStatusInvalid, format!("task {} is still {}", a.task_id, if a.phase == TaskPhase::Running { "running" } else { "waiting for approval" })));
                 }
-                if !self.allows(&preview.plan.action) {
+                if !self.allows(preview.plan.action) {
                     return Err(DomainError::new(ErrorCode::EnvironmentStatusInvalid, format!("cannot {} an environment that is {}", preview.plan.action, self.status.as_str())));
                 }
                 let plan = &preview.plan;
@@ -426,7 +459,7 @@ impl Aggregate for Environment {
                     environment_id,
                     task_id,
                     preview_ref,
-                    action: plan.action.clone(),
+                    action: plan.action,
                     runtime_type: plan.runtime_type.clone(),
                     manifest_version: plan.manifest_version.clone(),
                     approval_ticket: ticket.clone(),
@@ -476,7 +509,7 @@ impl Aggregate for Environment {
                         Ok(vec![Self::ended(environment_id, task_id, &a.plan, Some(failure), 0)])
                     }
                     Some(a) if a.task_id == task_id && a.cancel_requested => Ok(vec![]),
-                    Some(a) if a.task_id == task_id => Ok(vec![EnvironmentEvent::InstallCancelRequested { environment_id, task_id, action: a.plan.action.clone(), requested_by: by, reason }]),
+                    Some(a) if a.task_id == task_id => Ok(vec![EnvironmentEvent::InstallCancelRequested { environment_id, task_id, action: a.plan.action, requested_by: by, reason }]),
                     _ if self.tasks.contains_key(&task_id) => Err(DomainError::new(ErrorCode::InstallTaskStateInvalid, format!("task {task_id} has ended already"))),
                     _ => Err(DomainError::new(ErrorCode::InstallTaskNotFound, format!("task {task_id} is not a task of this environment"))),
                 }
@@ -521,13 +554,13 @@ impl Aggregate for Environment {
                     a.phase = TaskPhase::Running;
                 }
                 self.decided_tickets.extend(approval_ticket.clone());
-                if !matches!(self.active.as_ref().map(|a| a.plan.action.as_str()), Some("preflight")) {
+                if !matches!(self.active.as_ref().map(|a| a.plan.action), Some(InstallAction::Preflight)) {
                     self.status = EnvironmentStatus::Installing;
                 }
             }
             EnvironmentEvent::InstallSucceeded { action, .. } => {
                 self.finish();
-                if action != "preflight" {
+                if *action != InstallAction::Preflight {
                     self.status = EnvironmentStatus::Ready;
                 }
             }
@@ -535,7 +568,7 @@ impl Aggregate for Environment {
                 let ran = self.active.as_ref().is_some_and(|a| a.phase == TaskPhase::Running);
                 self.decided_tickets.extend(self.active.as_ref().and_then(|a| a.approval_ticket.clone()));
                 self.finish();
-                if ran && action != "preflight" {
+                if ran && *action != InstallAction::Preflight {
                     self.status = EnvironmentStatus::Failed;
                 }
             }
@@ -600,14 +633,14 @@ mod tests {
     }
 
     fn plan(action: &str) -> InstallPlan {
-        InstallPlan { action: action.into(), runtime_type: "compose".into(), manifest_version: "v1".into(), install_options: BTreeMap::new(), steps: vec![] }
+        InstallPlan { action: InstallAction::parse(action).unwrap(), runtime_type: "compose".into(), manifest_version: "v1".into(), install_options: BTreeMap::new(), steps: vec![] }
     }
 
     fn previewed(action: &str) -> EnvironmentEvent {
         EnvironmentEvent::InstallPreviewed {
             environment_id: Uuid::nil(),
             preview_ref: "inst-prev-1".into(),
-            action: action.into(),
+            action: InstallAction::parse(action).unwrap(),
             runtime_type: "compose".into(),
             manifest_version: "v1".into(),
             steps: vec![],

@@ -16,6 +16,7 @@ pub mod install_task;
 pub mod k8s;
 pub mod name;
 pub mod policy;
+pub mod preview;
 pub mod rbac;
 pub mod release;
 pub mod security;

@@ -155,6 +155,7 @@ fn environment(event: &EnvironmentEvent) -> Vec<FollowUp> {
 
 #[cfg(test)]
 mod tests {
+    use crate::rbac::Permission;
     use super::*;
     use chrono::{TimeZone, Utc};
 
@@ -170,7 +171,7 @@ mod tests {
         ApprovalEvent::Approved {
             ticket: "t-1".into(),
             binding: binding(scope_type, scope_id),
-            required_role: "deploy:release:approve".into(),
+            required_role: Permission::DeployReleaseApprove,
             requested_by: Uuid::from_u128(12),
             reviewed_by: APPROVER,
             comment: None,

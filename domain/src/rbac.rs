@@ -6,28 +6,100 @@ use uuid::Uuid;
 
 use crate::error::{DomainError, ErrorCode};
 
-/// Every permission OpsPilot checks. The names are part of the contract.
-pub const PERMISSIONS: &[&str] = &[
-    "deploy:release:read",
-    "deploy:release:apply",
-    "deploy:release:approve",
-    "deploy:k8s:apply",
-    "deploy:compose:apply",
-    "host:read",
-    "host:manage",
-    "environment:read",
-    "environment:manage",
-    "environment:install",
-    "cluster:read",
-    "cluster:manage",
-    "cert:rotate",
-    "network_entry:manage",
-    "credential:manage",
-    "identity:read",
-    "identity:manage",
-    "audit:read",
-    "catalog:manage",
-];
+/// Every permission OpsPilot checks. The wire names are part of the contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    #[serde(rename = "deploy:release:read")]
+    DeployReleaseRead,
+    #[serde(rename = "deploy:release:apply")]
+    DeployReleaseApply,
+    #[serde(rename = "deploy:release:approve")]
+    DeployReleaseApprove,
+    #[serde(rename = "deploy:k8s:apply")]
+    DeployK8sApply,
+    #[serde(rename = "deploy:compose:apply")]
+    DeployComposeApply,
+    #[serde(rename = "host:read")]
+    HostRead,
+    #[serde(rename = "host:manage")]
+    HostManage,
+    #[serde(rename = "environment:read")]
+    EnvironmentRead,
+    #[serde(rename = "environment:manage")]
+    EnvironmentManage,
+    #[serde(rename = "environment:install")]
+    EnvironmentInstall,
+    #[serde(rename = "cluster:read")]
+    ClusterRead,
+    #[serde(rename = "cluster:manage")]
+    ClusterManage,
+    #[serde(rename = "cert:rotate")]
+    CertRotate,
+    #[serde(rename = "network_entry:manage")]
+    NetworkEntryManage,
+    #[serde(rename = "credential:manage")]
+    CredentialManage,
+    #[serde(rename = "identity:read")]
+    IdentityRead,
+    #[serde(rename = "identity:manage")]
+    IdentityManage,
+    #[serde(rename = "audit:read")]
+    AuditRead,
+    #[serde(rename = "catalog:manage")]
+    CatalogManage,
+}
+
+use Permission::*;
+
+/// Every permission, in the contract's order.
+pub const PERMISSIONS: &[Permission] = &[DeployReleaseRead, DeployReleaseApply, DeployReleaseApprove, DeployK8sApply, DeployComposeApply, HostRead, HostManage, EnvironmentRead, EnvironmentManage, EnvironmentInstall, ClusterRead, ClusterManage, CertRotate, NetworkEntryManage, CredentialManage, IdentityRead, IdentityManage, AuditRead, CatalogManage];
+
+impl Permission {
+    /// The wire name, e.g. `deploy:release:read`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeployReleaseRead => "deploy:release:read",
+            DeployReleaseApply => "deploy:release:apply",
+            DeployReleaseApprove => "deploy:release:approve",
+            DeployK8sApply => "deploy:k8s:apply",
+            DeployComposeApply => "deploy:compose:apply",
+            HostRead => "host:read",
+            HostManage => "host:manage",
+            EnvironmentRead => "environment:read",
+            EnvironmentManage => "environment:manage",
+            EnvironmentInstall => "environment:install",
+            ClusterRead => "cluster:read",
+            ClusterManage => "cluster:manage",
+            CertRotate => "cert:rotate",
+            NetworkEntryManage => "network_entry:manage",
+            CredentialManage => "credential:manage",
+            IdentityRead => "identity:read",
+            IdentityManage => "identity:manage",
+            AuditRead => "audit:read",
+            CatalogManage => "catalog:manage",
+        }
+    }
+
+    /// The permission to apply releases on a runtime (`k8s`, `compose`), as `deploy:<runtime>:apply`.
+    pub fn apply_on(runtime_type: &str) -> Result<Permission, DomainError> {
+        match runtime_type {
+            "k8s" => Ok(DeployK8sApply),
+            "compose" => Ok(DeployComposeApply),
+            other => Err(DomainError::validation("runtime_type", format!("unknown runtime type {other:?}"))),
+        }
+    }
+
+    /// The permission a wire name names, if any.
+    pub fn parse(s: &str) -> Option<Permission> {
+        PERMISSIONS.iter().copied().find(|p| p.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Permission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Built-in roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -61,27 +133,27 @@ impl Role {
 
     /// The permissions the role grants. Operators apply but never approve;
     /// approvers approve but never apply; admins may do everything.
-    pub fn permissions(self) -> &'static [&'static str] {
+    pub fn permissions(self) -> &'static [Permission] {
         match self {
             Role::Operator => &[
-                "deploy:release:read",
-                "deploy:release:apply",
-                "deploy:k8s:apply",
-                "deploy:compose:apply",
-                "host:read",
-                "environment:read",
-                "cluster:read",
-                "identity:read",
-                "audit:read",
+                DeployReleaseRead,
+                DeployReleaseApply,
+                DeployK8sApply,
+                DeployComposeApply,
+                HostRead,
+                EnvironmentRead,
+                ClusterRead,
+                IdentityRead,
+                AuditRead,
             ],
             Role::Approver => &[
-                "deploy:release:read",
-                "deploy:release:approve",
-                "host:read",
-                "environment:read",
-                "cluster:read",
-                "identity:read",
-                "audit:read",
+                DeployReleaseRead,
+                DeployReleaseApprove,
+                HostRead,
+                EnvironmentRead,
+                ClusterRead,
+                IdentityRead,
+                AuditRead,
             ],
             Role::Admin => PERMISSIONS,
         }
@@ -108,12 +180,12 @@ impl Principal {
     }
 
     /// True when one of the principal's roles grants the permission.
-    pub fn has(&self, permission: &str) -> bool {
+    pub fn has(&self, permission: Permission) -> bool {
         self.roles.iter().any(|r| r.permissions().contains(&permission))
     }
 
     /// Refuses with `permission_denied` unless the permission is held.
-    pub fn require(&self, permission: &str) -> Result<(), DomainError> {
+    pub fn require(&self, permission: Permission) -> Result<(), DomainError> {
         if self.has(permission) {
             Ok(())
         } else {
@@ -163,17 +235,17 @@ mod tests {
     #[test]
     fn operators_apply_but_never_approve_and_approvers_the_reverse() {
         let op = principal(&[Role::Operator]);
-        assert!(op.has("deploy:release:apply"));
-        assert_eq!(op.require("deploy:release:approve").unwrap_err().code, ErrorCode::PermissionDenied);
+        assert!(op.has(Permission::DeployReleaseApply));
+        assert_eq!(op.require(Permission::DeployReleaseApprove).unwrap_err().code, ErrorCode::PermissionDenied);
         let ap = principal(&[Role::Approver]);
-        assert!(ap.has("deploy:release:approve"));
-        assert!(!ap.has("deploy:release:apply"));
+        assert!(ap.has(Permission::DeployReleaseApprove));
+        assert!(!ap.has(Permission::DeployReleaseApply));
     }
 
     #[test]
     fn admins_hold_every_permission_and_see_every_project() {
         let admin = principal(&[Role::Admin]);
-        assert!(PERMISSIONS.iter().all(|p| admin.has(p)));
+        assert!(PERMISSIONS.iter().all(|p| admin.has(*p)));
         assert!(admin.sees_project(Uuid::from_u128(7)));
         assert!(!principal(&[Role::Operator]).sees_project(Uuid::from_u128(7)));
     }

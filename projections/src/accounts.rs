@@ -1,6 +1,7 @@
 //! The accounts read model: projects, teams, members, users, API tokens and
 //! credential metadata — and the principal a token acts as.
 
+use opspilot_domain::rbac::Permission;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use futures::FutureExt;
@@ -153,7 +154,7 @@ pub struct UserView {
 /// Users visible to `p` (admins: all; others: those sharing a team, and
 /// themselves), optionally filtered by a substring and a role.
 pub async fn list_users(pool: &Pool, p: &Principal, q: Option<&str>, role: Option<&str>, page: PageRequest) -> Result<Page<UserView>, ReadError> {
-    p.require("identity:read")?;
+    p.require(Permission::IdentityRead)?;
     let c = pool.get().await?;
     let teams: Vec<Uuid> = p.team_ids.iter().copied().collect();
     let q = q.map(|s| format!("%{}%", s.replace('%', "\\%").replace('_', "\\_")));
@@ -193,7 +194,7 @@ pub struct ProjectView {
 
 /// Projects visible to `p`.
 pub async fn list_projects(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ProjectView>, ReadError> {
-    p.require("identity:read")?;
+    p.require(Permission::IdentityRead)?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let filter = "($1 OR id = ANY($2))";
@@ -221,7 +222,7 @@ pub struct TeamView {
 
 /// Teams visible to `p`, optionally of one project.
 pub async fn list_teams(pool: &Pool, p: &Principal, project_id: Option<Uuid>, page: PageRequest) -> Result<Page<TeamView>, ReadError> {
-    p.require("identity:read")?;
+    p.require(Permission::IdentityRead)?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let filter = "($1 OR t.project_id = ANY($2)) AND ($3::uuid IS NULL OR t.project_id = $3)";

@@ -1,6 +1,7 @@
 //! The audit log read model: the envelope of every event, scoped and filterable,
 //! for the audit explorer and for timelines.
 
+use opspilot_domain::rbac::Permission;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use futures::FutureExt;
@@ -154,7 +155,7 @@ pub(crate) fn row_entry(r: &tokio_postgres::Row) -> AuditEntry {
 
 /// Entries visible to `p`, newest first unless `ascending`.
 pub async fn list(pool: &Pool, p: &Principal, f: &AuditFilter, ascending: bool, page: PageRequest) -> Result<Page<AuditEntry>, ReadError> {
-    p.require("audit:read")?;
+    p.require(Permission::AuditRead)?;
     let c = pool.get().await?;
     let projects: Vec<String> = p.project_ids.iter().map(|u| u.to_string()).collect();
     let me = p.user_id.to_string();

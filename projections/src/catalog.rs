@@ -1,5 +1,6 @@
 //! The catalog read model: services and deploy targets.
 
+use opspilot_domain::rbac::Permission;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use futures::FutureExt;
@@ -75,7 +76,7 @@ pub struct TargetView {
 
 /// Services visible to `p`.
 pub async fn services(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ServiceView>, ReadError> {
-    p.require("deploy:release:read")?;
+    p.require(Permission::DeployReleaseRead)?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let total: i64 = c.query_one("SELECT count(*) FROM catalog_services WHERE $1 OR project_id = ANY($2)", &[&p.is_admin(), &ids]).await?.get(0);
@@ -99,7 +100,7 @@ pub async fn services(pool: &Pool, p: &Principal, page: PageRequest) -> Result<P
 
 /// Deploy targets visible to `p`.
 pub async fn targets(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<TargetView>, ReadError> {
-    p.require("deploy:release:read")?;
+    p.require(Permission::DeployReleaseRead)?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let total: i64 = c.query_one("SELECT count(*) FROM catalog_targets WHERE $1 OR project_id = ANY($2)", &[&p.is_admin(), &ids]).await?.get(0);

@@ -1,6 +1,7 @@
 //! The clusters read model: clusters and their connection records (never
 //! the credentials themselves).
 
+use opspilot_domain::rbac::Permission;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use futures::FutureExt;
@@ -132,7 +133,7 @@ fn view(r: &tokio_postgres::Row) -> ClusterView {
 
 /// Clusters visible to `p`.
 pub async fn list(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<ClusterView>, ReadError> {
-    p.require("cluster:read")?;
+    p.require(Permission::ClusterRead)?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let total: i64 = c.query_one("SELECT count(*) FROM clusters WHERE $1 OR project_id = ANY($2)", &[&p.is_admin(), &ids]).await?.get(0);
@@ -144,7 +145,7 @@ pub async fn list(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<
 
 /// One cluster visible to `p`.
 pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ClusterView>, ReadError> {
-    p.require("cluster:read")?;
+    p.require(Permission::ClusterRead)?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let row = c.query_opt(&format!("{SELECT} WHERE c.id = $3 AND ($1 OR c.project_id = ANY($2))"), &[&p.is_admin(), &ids, &id]).await?;

@@ -2,6 +2,7 @@
 //! tasks and their node-steps. Log lines are not here: they live in
 //! `install_task_logs`, written by the task runner (see `logs`).
 
+use opspilot_domain::rbac::Permission;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use futures::FutureExt;
@@ -223,7 +224,7 @@ fn scope(p: &Principal) -> (bool, Vec<Uuid>) {
 
 /// Hosts visible to `p`.
 pub async fn hosts(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<HostView>, ReadError> {
-    p.require("host:read")?;
+    p.require(Permission::HostRead)?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let total: i64 = c.query_one("SELECT count(*) FROM hosts WHERE $1 OR project_id = ANY($2)", &[&admin, &ids]).await?.get(0);
@@ -233,7 +234,7 @@ pub async fn hosts(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page
 
 /// One host visible to `p`.
 pub async fn host_by_id(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<HostView>, ReadError> {
-    p.require("host:read")?;
+    p.require(Permission::HostRead)?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let row = c.query_opt(&format!("{HOST_SELECT} WHERE id = $3 AND ($1 OR project_id = ANY($2))"), &[&admin, &ids, &id]).await?;
@@ -313,7 +314,7 @@ async fn environment_views(c: &tokio_postgres::Client, rows: Vec<tokio_postgres:
 
 /// Environments visible to `p`.
 pub async fn environments(pool: &Pool, p: &Principal, page: PageRequest) -> Result<Page<EnvironmentView>, ReadError> {
-    p.require("environment:read")?;
+    p.require(Permission::EnvironmentRead)?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let total: i64 = c.query_one("SELECT count(*) FROM environments WHERE $1 OR project_id = ANY($2)", &[&admin, &ids]).await?.get(0);
@@ -323,7 +324,7 @@ pub async fn environments(pool: &Pool, p: &Principal, page: PageRequest) -> Resu
 
 /// One environment visible to `p`.
 pub async fn environment(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<EnvironmentView>, ReadError> {
-    p.require("environment:read")?;
+    p.require(Permission::EnvironmentRead)?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let rows = c.query(&format!("{ENV_SELECT} WHERE id = $3 AND ($1 OR project_id = ANY($2))"), &[&admin, &ids, &id]).await?;
@@ -476,7 +477,7 @@ async fn task_views(c: &tokio_postgres::Client, rows: Vec<tokio_postgres::Row>, 
 
 /// Tasks of an environment visible to `p`, newest first (without node detail).
 pub async fn tasks(pool: &Pool, p: &Principal, environment_id: Uuid, page: PageRequest) -> Result<Page<TaskView>, ReadError> {
-    p.require("environment:read")?;
+    p.require(Permission::EnvironmentRead)?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let filter = "environment_id = $3 AND ($1 OR project_id = ANY($2))";
@@ -487,7 +488,7 @@ pub async fn tasks(pool: &Pool, p: &Principal, environment_id: Uuid, page: PageR
 
 /// One task with its steps and node attempts.
 pub async fn task(pool: &Pool, p: &Principal, environment_id: Uuid, task_id: Uuid) -> Result<Option<TaskView>, ReadError> {
-    p.require("environment:read")?;
+    p.require(Permission::EnvironmentRead)?;
     let c = pool.get().await?;
     let (admin, ids) = scope(p);
     let rows = c.query(&format!("{TASK_SELECT} WHERE id = $4 AND environment_id = $3 AND ($1 OR project_id = ANY($2))"), &[&admin, &ids, &environment_id, &task_id]).await?;

@@ -1,6 +1,7 @@
 //! The global approval inbox (SPEC §3): one row per ticket of every scope
 //! type, its action history, and the views, filters, sorts and stats of the seed.
 
+use opspilot_domain::rbac::Permission;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Pool, Transaction};
 use futures::FutureExt;
@@ -180,7 +181,7 @@ fn item(r: &tokio_postgres::Row, now: DateTime<Utc>) -> InboxItem {
 /// The tickets `p` may see, in the requested view. Other projects' tickets are
 /// never visible (a ticket the caller requested or was assigned stays visible).
 pub async fn list(pool: &Pool, p: &Principal, q: &InboxQuery, now: DateTime<Utc>, page: PageRequest) -> Result<InboxPage, ReadError> {
-    p.require("deploy:release:read")?;
+    p.require(Permission::DeployReleaseRead)?;
     let c = pool.get().await?;
     let projects: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let teams: Vec<Uuid> = p.team_ids.iter().copied().collect();
@@ -277,7 +278,7 @@ pub async fn list(pool: &Pool, p: &Principal, q: &InboxQuery, now: DateTime<Utc>
 
 /// One ticket visible to `p`, with its action history.
 pub async fn get(pool: &Pool, p: &Principal, ticket: &str, now: DateTime<Utc>) -> Result<Option<(InboxItem, Vec<Value>)>, ReadError> {
-    p.require("deploy:release:read")?;
+    p.require(Permission::DeployReleaseRead)?;
     let c = pool.get().await?;
     let projects: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let row = c

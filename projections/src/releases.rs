@@ -1,6 +1,7 @@
 //! The releases read model: one row per release with its current status, by
 //! folding the release's own events (the state names are the domain's).
 
+use opspilot_domain::rbac::Permission;
 use deadpool_postgres::{Pool, Transaction};
 use futures::FutureExt;
 use opspilot_domain::release::{Release, ReleaseEvent};
@@ -84,7 +85,7 @@ pub struct ReleaseView {
 
 /// One release visible to `p`.
 pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ReleaseView>, ReadError> {
-    p.require("deploy:release:read")?;
+    p.require(Permission::DeployReleaseRead)?;
     let c = pool.get().await?;
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let row = c

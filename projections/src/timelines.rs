@@ -4,6 +4,7 @@
 //! — in log order. The list is the same wherever it is shown: REST, GraphQL
 //! and the live subscription all read [`timeline`] or [`contains`].
 
+use opspilot_domain::rbac::Permission;
 use deadpool_postgres::{Pool, Transaction};
 use futures::FutureExt;
 use opspilot_domain::{DomainError, ErrorCode, Principal};
@@ -104,10 +105,10 @@ pub async fn contains(pool: &Pool, subject: Subject, id: &str, position: i64) ->
 }
 
 /// The permission a timeline needs.
-pub fn read_permission(subject: Subject) -> &'static str {
+pub fn read_permission(subject: Subject) -> Permission {
     match subject {
-        Subject::Release => "deploy:release:read",
-        Subject::InstallTask => "environment:read",
+        Subject::Release => Permission::DeployReleaseRead,
+        Subject::InstallTask => Permission::EnvironmentRead,
     }
 }
 
