@@ -10,12 +10,25 @@ use opspilot_domain::{DomainError, ErrorCode};
 use serde::Serialize;
 use serde_json::Value;
 
+pub mod guard;
+
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "opspilot";
 
-/// Renders a template with strict variables: a variable the template uses but
-/// nobody gave is an error naming it.
+/// Renders a template (a Kubernetes manifest or a compose file) with strict
+/// variables: a variable the template uses but nobody gave is an error naming
+/// it, `image_tag` must be an OCI tag, and a variable may change a value but
+/// never the YAML's structure ([`guard`]).
 pub fn render(template: &str, variables: &BTreeMap<String, String>) -> Result<String, DomainError> {
+    if let Some(tag) = variables.get("image_tag") {
+        guard::check_image_tag(tag)?;
+    }
+    let rendered = render_unchecked(template, variables)?;
+    guard::check_structure(variables, |vars| render_unchecked(template, vars))?;
+    Ok(rendered)
+}
+
+fn render_unchecked(template: &str, variables: &BTreeMap<String, String>) -> Result<String, DomainError> {
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
