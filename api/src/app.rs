@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use async_graphql::http::GraphiQLSource;
 use async_graphql::Data;
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+
+use crate::graphql_edge;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -121,7 +123,13 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .merge(crate::ops::routes())
         .nest("/api/v1", crate::schema::rest())
         .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            let mut resp = ApiError::new(ErrorCode::ValidationError, format!("method: {method} is not allowed on this route")).into_response();
+            *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+            resp
+        })
         .layer(axum::Extension(schema))
+        .layer(axum::Extension(graphql_edge::Limits { max_complexity: config.graphql_max_complexity, public_schema: config.graphql_public_schema }))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(RequestBodyLimitLayer::new(config.body_limit_bytes))
         .layer(middleware::from_fn(envelope_for_plain_errors))
@@ -139,22 +147,41 @@ pub fn router(state: AppState, config: &Config) -> Router {
     app
 }
 
+/// How long an anonymous request (a login) may take.
+const ANONYMOUS_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn graphql_post(
     State(state): State<AppState>,
     axum::Extension(schema): axum::Extension<OpsSchema>,
+    axum::Extension(limits): axum::Extension<graphql_edge::Limits>,
     headers: HeaderMap,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: GraphQLRequest,
+    body: axum::body::Bytes,
 ) -> Response {
+    let refused = |e: ApiError, lang| {
+        let resp = async_graphql::Response::from_errors(vec![e.in_lang(lang).into_graphql().into_server_error(Default::default())]);
+        GraphQLResponse::from(resp).into_response()
+    };
     let meta = match RequestMeta::from_headers(&state, &headers, Some(peer.ip())).await {
         Ok(m) => m,
-        Err(e) => {
-            let resp = async_graphql::Response::from_errors(vec![e.into_graphql().into_server_error(Default::default())]);
-            return GraphQLResponse::from(resp).into_response();
-        }
+        Err(e) => return refused(e, opspilot_domain::Lang::En),
     };
-    let req = req.into_inner().data(state).data(meta);
-    GraphQLResponse::from(schema.execute(req).await).into_response()
+    let lang = meta.lang;
+    let req = match graphql_edge::parse_body(&body).and_then(|r| graphql_edge::check_document(&r, meta.caller.is_some(), limits).map(|_| r)) {
+        Ok(r) => r,
+        Err(e) => return refused(e, lang),
+    };
+    let anonymous = meta.caller.is_none();
+    let run = schema.execute(req.data(state).data(meta));
+    let resp = if anonymous {
+        match tokio::time::timeout(ANONYMOUS_BUDGET, run).await {
+            Ok(r) => r,
+            Err(_) => return refused(ApiError::new(ErrorCode::ValidationError, "the request took longer than an anonymous request may"), lang),
+        }
+    } else {
+        run.await
+    };
+    GraphQLResponse::from(graphql_edge::with_dictionary_codes(resp, lang)).into_response()
 }
 
 async fn graphql_ws(

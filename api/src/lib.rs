@@ -10,6 +10,7 @@ pub mod schema;
 pub mod state;
 
 mod edge;
+mod graphql_edge;
 mod ops;
 
 mod accounts;
