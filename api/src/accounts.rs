@@ -2,7 +2,8 @@
 //! roles, passwords, credentials and the error dictionary — REST and GraphQL.
 
 use async_graphql::{Context, InputObject, Object, SimpleObject};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use crate::edge::{Path, Query};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -212,7 +213,9 @@ async fn create_project(State(s): State<AppState>, meta: RequestMeta, Body(b): B
 #[derive(Deserialize)]
 struct TeamQuery {
     project_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::edge::page_number")]
     page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::edge::page_size")]
     page_size: Option<i64>,
 }
 
@@ -233,7 +236,9 @@ async fn add_member(State(s): State<AppState>, meta: RequestMeta, Path(team): Pa
 struct UserQuery {
     q: Option<String>,
     role: Option<String>,
+    #[serde(default, deserialize_with = "crate::edge::page_number")]
     page: Option<i64>,
+    #[serde(default, deserialize_with = "crate::edge::page_size")]
     page_size: Option<i64>,
 }
 

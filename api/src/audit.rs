@@ -3,7 +3,8 @@
 
 use opspilot_domain::rbac::Permission;
 use async_graphql::{Context, InputObject, Object, Subscription};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use crate::edge::Query;
 use axum::routing::get;
 use axum::Router;
 use futures::stream::{BoxStream, StreamExt};

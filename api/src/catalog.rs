@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use async_graphql::{Context, InputObject, Json, Object};
-use axum::extract::{Query, State};
+use axum::extract::State;
+use crate::edge::Query;
 use axum::routing::get;
 use axum::Router;
 use opspilot_commands::catalog::{NewService, NewTarget};

@@ -3,8 +3,8 @@
 //! and the GraphQL context helpers. It imports no capability.
 
 use async_graphql::{Context, Json, SimpleObject};
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::response::Response;
 use futures::stream::{BoxStream, StreamExt};
 use opspilot_commands::{CommandContext, CommandError, Handled};
@@ -18,6 +18,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 pub use crate::error::{ok, ApiError};
+use crate::graphql_edge;
 pub use crate::state::{AppState, RequestMeta};
 
 /// What a REST handler answers.
@@ -26,26 +27,101 @@ pub type ApiResult = Result<Response, ApiError>;
 /// What a resolver answers.
 pub type GqlResult<T> = async_graphql::Result<T>;
 
-/// A JSON body whose rejection is a dictionary `validation_error`.
+/// A JSON body: nesting bounded before parsing, NUL and control characters
+/// refused in every string, and every rejection a dictionary `validation_error`.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(ErrorCode::ValidationError, "request body too large or unreadable")),
-            Err(e) => Err(ApiError::new(ErrorCode::ValidationError, e.body_text())),
+        let invalid = |d: String| ApiError::new(ErrorCode::ValidationError, d);
+        let is_json = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        if !is_json {
+            return Err(invalid("body: send JSON with Content-Type: application/json".into()));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|_| invalid("body: too large or unreadable".into()))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| invalid("body: not UTF-8".into()))?;
+        graphql_edge::check_nesting("body", text, graphql_edge::MAX_NESTING)?;
+        let value: Value = serde_json::from_str(text).map_err(|e| invalid(format!("body: not JSON: {e}")))?;
+        graphql_edge::check_text(&value, "")?;
+        serde_path_to_error::deserialize(value).map(Body).map_err(|e| {
+            let at = e.path().to_string();
+            invalid(format!("{}: {}", if at == "." { "body".to_string() } else { at }, e.into_inner()))
+        })
+    }
+}
+
+/// Query parameters: NUL and control characters refused, and a parameter
+/// that does not parse is a `validation_error` naming it.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let raw = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("query: {e}")))?;
+        for (k, v) in &pairs {
+            graphql_edge::check_str(k, k)?;
+            graphql_edge::check_str(k, v)?;
+        }
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
+            let at = e.path().to_string();
+            ApiError::new(ErrorCode::ValidationError, format!("{at}: {}", e.into_inner()))
+        })
+    }
+}
+
+/// Path segments: a segment that does not parse (a non-UUID id) is a
+/// `validation_error` naming it; NUL and control characters are refused.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = axum::extract::RawPathParams::from_request_parts(parts, state).await.map_err(|e| ApiError::new(ErrorCode::ValidationError, e.body_text()))?;
+        for (k, v) in raw.iter() {
+            graphql_edge::check_str(k, v)?;
+        }
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(e) => Err(ApiError::new(ErrorCode::ValidationError, format!("path: {}", e.body_text()))),
         }
     }
 }
 
+/// The largest page number and page size a list accepts.
+pub const MAX_PAGE: i64 = 1_000_000;
+pub const MAX_PAGE_SIZE: i64 = 200;
+
 /// `?page=&page_size=` of every list.
 #[derive(Deserialize)]
 pub struct Paging {
+    #[serde(default, deserialize_with = "page_number")]
     pub page: Option<i64>,
+    #[serde(default, deserialize_with = "page_size")]
     pub page_size: Option<i64>,
+}
+
+fn in_range<'de, D: serde::Deserializer<'de>>(d: D, max: i64) -> Result<Option<i64>, D::Error> {
+    let v: Option<i64> = Option::deserialize(d)?;
+    match v {
+        Some(n) if !(1..=max).contains(&n) => Err(serde::de::Error::custom(format!("must be between 1 and {max}"))),
+        other => Ok(other),
+    }
+}
+
+/// `page`: 1 to [`MAX_PAGE`].
+pub fn page_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    in_range(d, MAX_PAGE)
+}
+
+/// `page_size`: 1 to [`MAX_PAGE_SIZE`].
+pub fn page_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    in_range(d, MAX_PAGE_SIZE)
 }
 
 impl Paging {

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 
 use async_graphql::{Context, InputObject, Json, Object, SimpleObject, Subscription};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use crate::edge::{Path, Query};
 use axum::routing::{get, post, put};
 use axum::Router;
 use chrono::{DateTime, Utc};

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use async_graphql::{Context, InputObject, Json, Object};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use crate::edge::{Path, Query};
 use axum::routing::{get, post};
 use axum::Router;
 use opspilot_commands::hosts::{HostPatch, NewHost};

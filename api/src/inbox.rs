@@ -3,7 +3,8 @@
 
 use opspilot_domain::rbac::Permission;
 use async_graphql::{Context, InputObject, Object, SimpleObject, Subscription};
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
+use crate::edge::{Path, Query};
 use axum::routing::{get, post};
 use axum::Router;
 use futures::stream::BoxStream;

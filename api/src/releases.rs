@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use async_graphql::{Context, InputObject, Json, Object, Subscription};
-use axum::extract::{Path, State};
+use axum::extract::State;
+use crate::edge::Path;
 use axum::routing::{get, post};
 use axum::Router;
 use futures::stream::{BoxStream, StreamExt};

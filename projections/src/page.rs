@@ -12,7 +12,7 @@ pub struct PageRequest {
 impl PageRequest {
     /// Clamps to page ≥ 1 and 1 ≤ size ≤ 200 (default 20).
     pub fn new(page: Option<i64>, page_size: Option<i64>) -> Self {
-        PageRequest { page: page.unwrap_or(1).max(1), page_size: page_size.unwrap_or(20).clamp(1, 200) }
+        PageRequest { page: page.unwrap_or(1).clamp(1, 1_000_000), page_size: page_size.unwrap_or(20).clamp(1, 200) }
     }
     /// SQL OFFSET.
     pub fn offset(&self) -> i64 {
