@@ -116,6 +116,12 @@ impl Commands {
     /// plus `release_id`, `diff` and `risk_level`.
     pub async fn preview_release(&self, ctx: &CommandContext, r: &PreviewRequest) -> Result<Handled> {
         let resolved = self.resolve_release(ctx, "release.preview", r).await?;
+        // Input is checked before any cluster or host is asked: a refused
+        // variable or template writes nothing.
+        let rendered = self.render(&resolved)?;
+        if resolved.spec.runtime_type == "k8s" {
+            opspilot_k8s::manifest::parse_objects(&rendered, resolved.target.namespace.as_deref().unwrap_or_default())?;
+        }
         let release_id = Uuid::new_v4();
         let scope = EventScope::resource("deployment_release", release_id).in_project(resolved.spec.project_id).in_team(resolved.spec.team_id);
         let stream = stream_id_of::<Release>(release_id);
