@@ -1,0 +1,232 @@
+//! Hostile input: every shape a hostile caller sends is refused with a
+//! dictionary error, leaves the log and the vault as they were, and the
+//! server keeps answering.
+
+use opspilot_tests::{env, TestApp};
+use serde_json::{json, Value};
+
+const TEMPLATE: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ service }}\n  annotations:\n    note: \"{{ note }}\"\nspec:\n  replicas: 1\n  selector: { matchLabels: { app: {{ service }} } }\n  template:\n    metadata: { labels: { app: {{ service }} } }\n    spec:\n      containers:\n      - name: app\n        image: registry.invalid/{{ service }}:{{ image_tag }}\n";
+
+/// What a refused request must leave unchanged.
+async fn footprint(app: &TestApp) -> (i64, i64) {
+    let c = app.db.client().await;
+    let events: i64 = c.query_one("SELECT count(*) FROM events", &[]).await.unwrap().get(0);
+    let credentials: i64 = c.query_one("SELECT count(*) FROM credentials", &[]).await.unwrap().get(0);
+    (events, credentials)
+}
+
+async fn healthy(app: &TestApp) {
+    let r = app.http.get(app.url("/healthz")).send().await.expect("the server still answers");
+    assert_eq!(r.status(), 200);
+}
+
+/// Sends a raw GraphQL body.
+async fn gql_raw(app: &TestApp, token: Option<&str>, body: String) -> Value {
+    let mut req = app.http.post(app.url("/graphql")).header("content-type", "application/json").body(body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let text = req.send().await.expect("graphql answers").text().await.unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("GraphQL answered no JSON: {text}"))
+}
+
+fn gql_error_key(v: &Value) -> &str {
+    v["errors"][0]["extensions"]["error_key"].as_str().unwrap_or_else(|| panic!("no dictionary extensions: {v}"))
+}
+
+/// Every string leaf of `body`, as a JSON pointer.
+fn string_leaves(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::String(_) => out.push(at),
+        Value::Object(m) => m.iter().for_each(|(k, v)| string_leaves(v, format!("{at}/{k}"), out)),
+        Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| string_leaves(v, format!("{at}/{i}"), out)),
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn graphql_shapes_that_crashed_or_stalled_the_server_are_refused_and_it_keeps_answering() {
+    let app = opspilot_tests::spawn_app().await;
+    let deep = format!("{{ me(x: {}1{}) {{ id }} }}", "[".repeat(3000), "]".repeat(3000));
+    let v = app.gql(None, &deep, json!({})).await;
+    assert_eq!(gql_error_key(&v), "validation_error");
+    let deeper = format!("{{ me(x: {}1{}) {{ id }} }}", "[".repeat(100_000), "]".repeat(100_000));
+    assert_eq!(gql_error_key(&app.gql(None, &deeper, json!({})).await), "validation_error");
+    // Deep JSON variables, deep selection sets.
+    let vars = format!("{{\"query\":\"{{ me {{ id }} }}\",\"variables\":{{\"x\":{}1{}}}}}", "[".repeat(5000), "]".repeat(5000));
+    assert_eq!(gql_error_key(&gql_raw(&app, None, vars).await), "validation_error");
+    healthy(&app).await;
+
+    let mut bomb = String::from("query { ...f0 }\n");
+    for i in 0..30 {
+        bomb.push_str(&format!("fragment f{i} on QueryRoot {{ ...f{} ...f{} }}\n", i + 1, i + 1));
+    }
+    bomb.push_str("fragment f30 on QueryRoot { __typename }\n");
+    let admin = app.admin().await;
+    for token in [None, Some(admin.as_str())] {
+        let v = app.gql(token, &bomb, json!({})).await;
+        assert_eq!(gql_error_key(&v), "validation_error", "{v}");
+        assert!(v["errors"][0]["extensions"]["detail"].as_str().unwrap().contains("costs"), "{v}");
+    }
+    let aliases: String = (0..50_000).map(|i| format!("a{i}: __typename ")).collect();
+    let v = app.gql(None, &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(gql_error_key(&v), "validation_error", "aliases count in the cost");
+    healthy(&app).await;
+}
+
+#[tokio::test]
+async fn graphql_without_a_token_answers_only_login_and_every_error_carries_dictionary_extensions() {
+    let app = opspilot_tests::spawn_app().await;
+    assert_eq!(gql_error_key(&app.gql(None, "{ __typename }", json!({})).await), "unauthenticated");
+    assert_eq!(gql_error_key(&app.gql(None, "{ __schema { types { name } } }", json!({})).await), "unauthenticated");
+    assert_eq!(gql_error_key(&app.gql(None, "mutation { login(input: {username: \"admin\", password: \"x\"}) { token } createProject(input: {name: \"p\"}) { position } }", json!({})).await), "unauthenticated");
+    let login = app.gql(None, "mutation($i: LoginInput!) { login(input: $i) { token } }", json!({ "i": { "username": "admin", "password": opspilot_tests::ADMIN_PASSWORD } })).await;
+    let token = login["data"]["login"]["token"].as_str().unwrap_or_else(|| panic!("{login}")).to_string();
+    assert!(app.gql(Some(&token), "{ __schema { queryType { name } } }", json!({})).await["data"]["__schema"]["queryType"]["name"].is_string());
+
+    // Syntax, unknown fields, wrong argument types, batches, bodies that are not JSON.
+    for q in ["{ me { id ", "{ nosuchfield }", "{ users(page: \"x\") { total } }", "query A { me { id } } query B { me { id } }"] {
+        let v = app.gql(Some(&token), q, json!({})).await;
+        assert_eq!(gql_error_key(&v), "validation_error", "{q}: {v}");
+    }
+    let batch = gql_raw(&app, Some(&token), json!([{ "query": "{ me { id } }" }, { "query": "{ me { id } }" }]).to_string()).await;
+    assert_eq!(gql_error_key(&batch), "validation_error");
+    assert_eq!(gql_error_key(&gql_raw(&app, Some(&token), "{not json".into()).await), "validation_error");
+
+    let public = opspilot_tests::spawn_app_with(|c| c.graphql_public_schema = true).await;
+    assert!(public.gql(None, "{ __schema { queryType { name } } }", json!({})).await["data"]["__schema"].is_object());
+    assert_eq!(gql_error_key(&public.gql(None, "{ me { id } }", json!({})).await), "unauthenticated");
+}
+
+#[tokio::test]
+async fn rest_rejections_are_dictionary_envelopes() {
+    let app = opspilot_tests::spawn_app().await;
+    let admin = app.admin().await;
+    for path in [
+        "/api/v1/users?page=abc",
+        "/api/v1/users?page=9223372036854775807",
+        "/api/v1/users?page=99999999999999999999999",
+        "/api/v1/users?page_size=0",
+        "/api/v1/users?q=a%00b",
+        "/api/v1/approvals/inbox?q=a%00b",
+    ] {
+        let a = app.rest("GET", path, Some(&admin), None).await;
+        assert_eq!((a.status, a.error_key()), (422, "validation_error"), "{path}: {:?}", a.body);
+    }
+    // A path segment that must be a UUID.
+    let a = app.rest("DELETE", "/api/v1/auth/tokens/not-a-uuid", Some(&admin), None).await;
+    assert_eq!((a.status, a.error_key()), (422, "validation_error"), "{:?}", a.body);
+    assert_eq!(app.rest("GET", "/api/v1/deploy/releases/not-a-uuid", Some(&admin), None).await.error_key(), "release_not_found");
+    let a = app.rest("DELETE", "/api/v1/projects", Some(&admin), None).await;
+    assert_eq!((a.status, a.error_key()), (405, "validation_error"));
+    let a = app.rest("GET", "/api/v1/no/such/route", Some(&admin), None).await;
+    assert_eq!((a.status, a.error_key()), (404, "not_found"));
+    let r = app.http.post(app.url("/api/v1/projects")).bearer_auth(&admin).header("content-type", "application/json").body("{\"name\":").send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["data"]["error_key"], "validation_error");
+    let big = "x".repeat(2 * 1024 * 1024);
+    let a = app.rest("POST", "/api/v1/projects", Some(&admin), Some(json!({ "name": "p", "description": big }))).await;
+    assert_eq!((a.status, a.error_key()), (413, "validation_error"));
+    // Forged and expired-looking tokens.
+    for t in ["forged", "Bearer x", &"a".repeat(5000)] {
+        assert_eq!(app.rest("GET", "/api/v1/auth/me", Some(t), None).await.error_key(), "unauthenticated");
+    }
+    // Traversal strings in ids: not found or refused, never a storage failure.
+    for id in ["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "a%00b", "'%20OR%201=1--"] {
+        for path in [format!("/api/v1/hosts/{id}"), format!("/api/v1/clusters/{id}"), format!("/api/v1/environments/{id}"), format!("/api/v1/approvals/inbox/{id}")] {
+            let a = app.rest("GET", &path, Some(&admin), None).await;
+            assert!(a.error_key().ends_with("not_found") || a.error_key() == "validation_error", "{path}: {:?}", a.body);
+        }
+    }
+    healthy(&app).await;
+}
+
+#[tokio::test]
+async fn every_text_field_of_every_mutation_refuses_nul_control_characters_and_wrong_types_and_changes_nothing() {
+    let app = opspilot_tests::spawn_app().await;
+    let (dev, _) = app.demo_users().await;
+    let admin = app.admin().await;
+    let requests: Vec<(&str, &str, Value)> = vec![
+        ("POST", "/api/v1/auth/login", json!({ "username": "admin", "password": "x" })),
+        ("POST", "/api/v1/projects", json!({ "name": "p-new", "description": "a project" })),
+        ("POST", "/api/v1/teams", json!({ "name": "t-new", "project_id": "proj-alpha" })),
+        ("POST", "/api/v1/users", json!({ "username": "u-new", "password": "a-long-password-1", "roles": ["operator"] })),
+        ("POST", "/api/v1/teams/team-app/members", json!({ "user_id": "admin" })),
+        ("POST", "/api/v1/credentials", json!({ "name": "c-new", "project_id": "proj-alpha", "kind": "password", "secret": "s3cret" })),
+        ("POST", "/api/v1/hosts", json!({ "name": "h-new", "project_id": "proj-alpha", "ip": "127.0.0.1", "port": 22, "ssh_user": "ops", "auth": "password", "password": "pw", "labels": { "zone": "a" } })),
+        ("POST", "/api/v1/environments", json!({ "name": "e-new", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "labels": { "tier": "dev" } })),
+        ("POST", "/api/v1/deploy/services", json!({ "name": "s-new", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": "kind: X", "risk_level": "low" })),
+        ("POST", "/api/v1/deploy/releases/preview", json!({ "service_id": "svc-a", "target_id": "t", "env": "production", "variables": { "image_tag": "v1" } })),
+        ("POST", "/api/v1/approvals/inbox/apr-x/comment", json!({ "comment": "looks fine" })),
+    ];
+    for (method, path, body) in &requests {
+        let mut leaves = Vec::new();
+        string_leaves(body, String::new(), &mut leaves);
+        for leaf in &leaves {
+            for bad in [json!("a\u{0}b"), json!("a\u{1b}[31mb"), json!("a\u{7f}b"), json!(7), json!({ "nested": [] })] {
+                let mut b = body.clone();
+                *b.pointer_mut(leaf).unwrap() = bad.clone();
+                let token = if *path == "/api/v1/auth/login" { None } else { Some(admin.as_str()) };
+                let before = footprint(&app).await;
+                let a = app.rest(method, path, token, Some(b)).await;
+                assert_eq!((a.status, a.error_key()), (422, "validation_error"), "{method} {path} {leaf}={bad}: {:?}", a.body);
+                assert_eq!(footprint(&app).await, before, "{method} {path} {leaf}={bad} left something behind");
+            }
+        }
+    }
+    // The same through GraphQL: variables and inline literals.
+    for (q, vars) in [
+        ("mutation($i: ProjectInput!) { createProject(input: $i) { position } }", json!({ "i": { "name": "p\u{0}x" } })),
+        ("mutation { createProject(input: {name: \"p\\u0000x\"}) { position } }", json!({})),
+        ("mutation($c: String!) { commentTicket(ticket: \"apr-x\", comment: $c) { position } }", json!({ "c": "a\u{0}" })),
+    ] {
+        let before = footprint(&app).await;
+        let v = app.gql(Some(&dev), q, vars).await;
+        assert_eq!(gql_error_key(&v), "validation_error", "{q}: {v}");
+        assert_eq!(footprint(&app).await, before);
+    }
+    healthy(&app).await;
+}
+
+#[tokio::test]
+async fn a_variable_can_change_a_value_but_never_the_manifest_and_a_refused_preview_records_nothing() {
+    env::shared();
+    let app = opspilot_tests::spawn_app().await;
+    let (dev, _) = app.demo_users().await;
+    let admin = app.admin().await;
+    let kubeconfig = std::fs::read_to_string(env::shared()["k8s"]["adminKubeconfig"].as_str().unwrap()).unwrap();
+    let namespace = env::fresh_namespace(&env::kube_admin().await).await;
+    for (path, body) in [
+        ("/api/v1/clusters/import/kubeconfig", json!({ "name": "k8s-prod-platform", "project_id": "proj-alpha", "team_id": "team-app", "kubeconfig": kubeconfig })),
+        ("/api/v1/deploy/services", json!({ "name": "svc-a", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": TEMPLATE, "default_variables": { "note": "none" }, "risk_level": "low" })),
+        ("/api/v1/deploy/targets", json!({ "name": "target-k8s-dev", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "env": "dev", "cluster_id": "k8s-prod-platform", "namespace": namespace })),
+    ] {
+        app.rest("POST", path, Some(&admin), Some(body)).await.data();
+    }
+    let preview = |vars: Value| {
+        let (app, dev) = (&app, dev.clone());
+        async move { app.rest("POST", "/api/v1/deploy/releases/preview", Some(&dev), Some(json!({ "service_id": "svc-a", "target_id": "target-k8s-dev", "env": "dev", "variables": vars }))).await }
+    };
+    let cases = [
+        (json!({ "image_tag": "v1\n        securityContext:\n          privileged: true" }), "variables.image_tag"),
+        (json!({ "image_tag": "v1\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra" }), "variables.image_tag"),
+        (json!({ "image_tag": "$(id)" }), "variables.image_tag"),
+        (json!({ "image_tag": "`;rm -rf /`" }), "variables.image_tag"),
+        (json!({ "image_tag": "v1", "note": "x\"\n    evil: \"y" }), "variables.note"),
+        (json!({ "image_tag": "v1", "note": "a\n  labels: { owned: yes }" }), "variables.note"),
+    ];
+    for (vars, field) in cases {
+        let before = footprint(&app).await;
+        let a = preview(vars.clone()).await;
+        assert_eq!(a.error_key(), "validation_error", "{vars}: {:?}", a.body);
+        assert!(a.body["data"]["detail"].as_str().unwrap().starts_with(field), "{vars}: {:?}", a.body);
+        assert_eq!(footprint(&app).await, before, "{vars}: a refused preview left something behind");
+    }
+    // A value with quotes, colons and hashes is still just a value.
+    let ok = preview(json!({ "image_tag": "v1", "note": "a: b # c, 'd'" })).await;
+    let manifest = ok.data()["resolved_manifest"].as_str().unwrap();
+    assert!(manifest.contains("note: \"a: b # c, 'd'\""), "{manifest}");
+    // GraphQL previews go through the same guard.
+    let v = app.gql(Some(&dev), "mutation($i: ReleaseInput!) { previewRelease(input: $i) { position } }", json!({ "i": { "serviceId": "svc-a", "targetId": "target-k8s-dev", "env": "dev", "variables": { "image_tag": "$(id)" } } })).await;
+    assert_eq!(gql_error_key(&v), "validation_error", "{v}");
+}
