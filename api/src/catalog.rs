@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use opspilot_domain::catalog::VariableSpec;
+
 use async_graphql::{Context, InputObject, Json, Object};
 use axum::extract::State;
 use crate::edge::Query;
@@ -34,6 +36,9 @@ pub struct ServiceInput {
     pub manifest_template: String,
     #[serde(default)]
     pub default_variables: Option<Json<BTreeMap<String, String>>>,
+    /// Declared variable types, e.g. `{"replicas": {"type": "integer", "min": 1}}`.
+    #[serde(default)]
+    pub variables_schema: Option<Json<BTreeMap<String, VariableSpec>>>,
     pub risk_level: Option<String>,
 }
 
@@ -46,6 +51,7 @@ impl From<ServiceInput> for NewService {
             runtime_type: b.runtime_type,
             manifest_template: b.manifest_template,
             default_variables: b.default_variables.map(|v| v.0).unwrap_or_default(),
+            variables_schema: b.variables_schema.map(|v| v.0).unwrap_or_default(),
             risk_level: b.risk_level,
         }
     }

@@ -249,6 +249,7 @@ async fn demo_data(commands: &Commands, password: &str) -> anyhow::Result<()> {
         team: "team-app".into(),
         runtime_type: "k8s".into(),
         manifest_template: SVC_A_TEMPLATE.into(),
+        variables_schema: Default::default(),
         default_variables: [("replicas".to_string(), "2".to_string()), ("image_repo".to_string(), "registry.local/svc-a".to_string())].into(),
         risk_level: Some("high".into()),
     };
@@ -348,6 +349,7 @@ async fn demo_compose(commands: &Commands, actx: &CommandContext) -> anyhow::Res
         team: "team-app".into(),
         runtime_type: "compose".into(),
         manifest_template: SVC_B_TEMPLATE.into(),
+        variables_schema: Default::default(),
         default_variables: [("image".to_string(), "opspilot-busybox".to_string()), ("image_tag".to_string(), "1".to_string()), ("port".to_string(), "8080".to_string()), ("message".to_string(), "svc-b v1".to_string())].into(),
         risk_level: Some("medium".into()),
     };

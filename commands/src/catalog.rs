@@ -4,7 +4,7 @@ use opspilot_domain::rbac::Permission;
 use std::collections::BTreeMap;
 
 use opspilot_domain::approval::RiskLevel;
-use opspilot_domain::catalog::{ComposePlacement, DeployTarget, Service, ServiceCommand, TargetCommand};
+use opspilot_domain::catalog::{ComposePlacement, DeployTarget, Service, ServiceCommand, TargetCommand, VariableSpec};
 use opspilot_domain::cluster::Cluster;
 use opspilot_domain::identity::team::Team;
 use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope, ResourceName};
@@ -23,6 +23,8 @@ pub struct NewService {
     pub runtime_type: String,
     pub manifest_template: String,
     pub default_variables: BTreeMap<String, String>,
+    /// Declared variable types (empty: any variable, untyped).
+    pub variables_schema: BTreeMap<String, VariableSpec>,
     pub risk_level: Option<String>,
 }
 
@@ -78,6 +80,7 @@ impl Commands {
             runtime_type: s.runtime_type,
             manifest_template: s.manifest_template,
             default_variables: s.default_variables,
+            variables_schema: s.variables_schema,
             risk_level,
         };
         let scope = EventScope::resource("service", id).in_project(project_id).in_team(team_id);

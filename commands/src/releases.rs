@@ -103,6 +103,7 @@ impl Commands {
     /// Renders the artifact: the service's defaults, overridden by the request's
     /// variables, plus `service`, `namespace` and `env`.
     pub(crate) fn render(&self, resolved: &Resolved) -> std::result::Result<String, DomainError> {
+        opspilot_domain::catalog::check_variables(&resolved.service.variables_schema, &resolved.spec.variables)?;
         let mut vars = resolved.service.default_variables.clone();
         vars.extend(resolved.spec.variables.clone());
         vars.insert("service".into(), resolved.service.name.as_ref().map(|n| n.to_string()).unwrap_or_default());
@@ -181,7 +182,7 @@ impl Commands {
         let answer = json!({
             "preview_ref": pref, "release_id": release_id, "resolved_manifest": rendered, "checks": checks,
             "warnings": warnings, "runtime": resolved.spec.runtime_type, "expires_at": expires_at,
-            "diff": diff, "risk_level": risk,
+            "diff": diff, "risk_level": risk, "variables_schema": resolved.service.variables_schema,
         });
         self.execute::<Release>(ctx, "release_preview", &stream, &scope, |s| s.decide_clone(&cmd), |_| answer.clone()).await
     }

@@ -22,6 +22,79 @@ fn runtime(r: &str) -> Result<(), DomainError> {
     }
 }
 
+/// The declared type of a variable a service accepts: part of the catalog,
+/// shown in the preview, checked before anything is rendered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VariableSpec {
+    /// Free text of at most `max_len` characters (default 1024).
+    String {
+        #[serde(default)]
+        max_len: Option<usize>,
+    },
+    /// A whole number, optionally within `min..=max`.
+    Integer {
+        #[serde(default)]
+        min: Option<i64>,
+        #[serde(default)]
+        max: Option<i64>,
+    },
+    /// One of `values`.
+    Enum { values: Vec<String> },
+    /// An OCI image tag: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+    ImageTag,
+}
+
+impl VariableSpec {
+    /// Checks a value of the variable `name`.
+    pub fn check(&self, name: &str, value: &str) -> Result<(), DomainError> {
+        let field = format!("variables.{name}");
+        match self {
+            VariableSpec::String { max_len } => {
+                let max = max_len.unwrap_or(1024);
+                if value.chars().count() > max {
+                    return Err(DomainError::validation(&field, format!("at most {max} characters")));
+                }
+            }
+            VariableSpec::Integer { min, max } => {
+                let n: i64 = value.trim().parse().map_err(|_| DomainError::validation(&field, "a whole number"))?;
+                if min.is_some_and(|m| n < m) || max.is_some_and(|m| n > m) {
+                    return Err(DomainError::validation(&field, format!("between {} and {}", min.map_or("-inf".into(), |m| m.to_string()), max.map_or("inf".into(), |m| m.to_string()))));
+                }
+            }
+            VariableSpec::Enum { values } => {
+                if !values.iter().any(|v| v == value) {
+                    return Err(DomainError::validation(&field, format!("one of {}", values.join(", "))));
+                }
+            }
+            VariableSpec::ImageTag => {
+                let mut chars = value.chars();
+                let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !(first_ok && value.len() <= 128 && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))) {
+                    return Err(DomainError::validation(&field, "an image tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or -"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks `variables` against a service's declared schema: when the service
+/// declares one, a variable it does not declare is refused too.
+pub fn check_variables(schema: &BTreeMap<String, VariableSpec>, variables: &BTreeMap<String, String>) -> Result<(), DomainError> {
+    for (name, value) in variables {
+        match schema.get(name) {
+            Some(spec) => spec.check(name, value)?,
+            None if !schema.is_empty() => {
+                let known: Vec<&str> = schema.keys().map(String::as_str).collect();
+                return Err(DomainError::validation(&format!("variables.{name}"), format!("the service declares no such variable (it has {})", known.join(", "))));
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
 /// What a service can be asked to do.
 #[derive(Debug, Clone)]
 pub enum ServiceCommand {
@@ -33,6 +106,7 @@ pub enum ServiceCommand {
         runtime_type: String,
         manifest_template: String,
         default_variables: BTreeMap<String, String>,
+        variables_schema: BTreeMap<String, VariableSpec>,
         risk_level: RiskLevel,
     },
 }
@@ -50,6 +124,8 @@ pub enum ServiceEvent {
         runtime_type: String,
         manifest_template: String,
         default_variables: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        variables_schema: BTreeMap<String, VariableSpec>,
         risk_level: RiskLevel,
     },
 }
@@ -66,6 +142,7 @@ pub struct Service {
     pub runtime_type: String,
     pub manifest_template: String,
     pub default_variables: BTreeMap<String, String>,
+    pub variables_schema: BTreeMap<String, VariableSpec>,
     pub risk_level: Option<RiskLevel>,
 }
 
@@ -76,7 +153,7 @@ impl Aggregate for Service {
 
     fn decide(&self, command: ServiceCommand) -> Result<Vec<ServiceEvent>, DomainError> {
         match command {
-            ServiceCommand::Create { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, risk_level } => {
+            ServiceCommand::Create { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, variables_schema, risk_level } => {
                 if self.id.is_some() {
                     return Err(DomainError::new(ErrorCode::ResourceConflict, format!("service {name} already exists")));
                 }
@@ -84,14 +161,20 @@ impl Aggregate for Service {
                 if manifest_template.trim().is_empty() || manifest_template.len() > 256 * 1024 {
                     return Err(DomainError::validation("manifest_template", "give a template of 1 byte to 256 KiB"));
                 }
-                Ok(vec![ServiceEvent::Created { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, risk_level }])
+                for (name, spec) in &variables_schema {
+                    if matches!(spec, VariableSpec::Enum { values } if values.is_empty()) {
+                        return Err(DomainError::validation(&format!("variables_schema.{name}"), "an enum needs at least one value"));
+                    }
+                }
+                check_variables(&variables_schema, &default_variables)?;
+                Ok(vec![ServiceEvent::Created { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, variables_schema, risk_level }])
             }
         }
     }
 
     fn evolve(mut self, event: &ServiceEvent) -> Self {
         match event {
-            ServiceEvent::Created { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, risk_level } => {
+            ServiceEvent::Created { service_id, name, project_id, team_id, runtime_type, manifest_template, default_variables, variables_schema, risk_level } => {
                 self.id = Some(*service_id);
                 self.name = Some(name.clone());
                 self.project_id = Some(*project_id);
@@ -99,6 +182,7 @@ impl Aggregate for Service {
                 self.runtime_type = runtime_type.clone();
                 self.manifest_template = manifest_template.clone();
                 self.default_variables = default_variables.clone();
+                self.variables_schema = variables_schema.clone();
                 self.risk_level = Some(*risk_level);
             }
         }
@@ -282,8 +366,27 @@ mod tests {
                 runtime_type: "k8s".into(),
                 manifest_template: " ".into(),
                 default_variables: Default::default(),
+                variables_schema: Default::default(),
                 risk_level: RiskLevel::High,
             })
             .then_expect_error(ErrorCode::ValidationError);
+    }
+
+    #[test]
+    fn declared_variables_are_typed() {
+        let schema: BTreeMap<String, VariableSpec> = serde_json::from_value(serde_json::json!({
+            "replicas": { "type": "integer", "min": 1, "max": 10 },
+            "tier": { "type": "enum", "values": ["web", "worker"] },
+            "image_tag": { "type": "image_tag" },
+            "note": { "type": "string", "max_len": 5 },
+        }))
+        .unwrap();
+        let vars = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>();
+        check_variables(&schema, &vars(&[("replicas", "3"), ("tier", "web"), ("image_tag", "v1.2"), ("note", "hi")])).unwrap();
+        for (bad, field) in [(("replicas", "3; rm"), "variables.replicas"), (("replicas", "11"), "variables.replicas"), (("tier", "db"), "variables.tier"), (("image_tag", "$(id)"), "variables.image_tag"), (("note", "toolong"), "variables.note"), (("other", "x"), "variables.other")] {
+            let e = check_variables(&schema, &vars(&[bad])).unwrap_err();
+            assert!(e.detail.starts_with(field), "{bad:?}: {}", e.detail);
+        }
+        assert!(serde_json::from_value::<VariableSpec>(serde_json::json!({ "type": "float" })).is_err());
     }
 }

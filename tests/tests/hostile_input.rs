@@ -226,6 +226,33 @@ async fn a_variable_can_change_a_value_but_never_the_manifest_and_a_refused_prev
     let ok = preview(json!({ "image_tag": "v1", "note": "a: b # c, 'd'" })).await;
     let manifest = ok.data()["resolved_manifest"].as_str().unwrap();
     assert!(manifest.contains("note: \"a: b # c, 'd'\""), "{manifest}");
+    assert!(ok.data()["variables_schema"].as_object().is_some_and(|m| m.is_empty()));
+
+    // Typed variables where the catalog declares them, shown in the preview.
+    let typed = TEMPLATE.replace("replicas: 1", "replicas: {{ replicas }}");
+    let schema = json!({ "image_tag": { "type": "image_tag" }, "replicas": { "type": "integer", "min": 1, "max": 5 }, "note": { "type": "enum", "values": ["blue", "green"] } });
+    app.rest("POST", "/api/v1/deploy/services", Some(&admin), Some(json!({ "name": "svc-typed", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": typed, "default_variables": { "note": "blue", "replicas": "1" }, "variables_schema": schema, "risk_level": "low" }))).await.data();
+    let bad_default = app.rest("POST", "/api/v1/deploy/services", Some(&admin), Some(json!({ "name": "svc-typed-2", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": typed, "default_variables": { "replicas": "many" }, "variables_schema": schema }))).await;
+    assert!(bad_default.body["data"]["detail"].as_str().unwrap().starts_with("variables.replicas"), "{:?}", bad_default.body);
+    let typed_preview = |vars: Value| {
+        let (app, dev) = (&app, dev.clone());
+        async move { app.rest("POST", "/api/v1/deploy/releases/preview", Some(&dev), Some(json!({ "service_id": "svc-typed", "target_id": "target-k8s-dev", "env": "dev", "variables": vars }))).await }
+    };
+    for (vars, field) in [
+        (json!({ "image_tag": "v1", "replicas": "2; rm -rf /" }), "variables.replicas"),
+        (json!({ "image_tag": "v1", "replicas": "9" }), "variables.replicas"),
+        (json!({ "image_tag": "v1", "note": "red" }), "variables.note"),
+        (json!({ "image_tag": "v1", "undeclared": "x" }), "variables.undeclared"),
+    ] {
+        let before = footprint(&app).await;
+        let a = typed_preview(vars.clone()).await;
+        assert!(a.body["data"]["detail"].as_str().is_some_and(|d| d.starts_with(field)), "{vars}: {:?}", a.body);
+        assert_eq!(footprint(&app).await, before);
+    }
+    let good = typed_preview(json!({ "image_tag": "v2", "replicas": "3", "note": "green" })).await;
+    assert_eq!(good.data()["variables_schema"]["replicas"]["type"], "integer");
+    assert!(good.data()["resolved_manifest"].as_str().unwrap().contains("replicas: 3"));
+
     // GraphQL previews go through the same guard.
     let v = app.gql(Some(&dev), "mutation($i: ReleaseInput!) { previewRelease(input: $i) { position } }", json!({ "i": { "serviceId": "svc-a", "targetId": "target-k8s-dev", "env": "dev", "variables": { "image_tag": "$(id)" } } })).await;
     assert_eq!(gql_error_key(&v), "validation_error", "{v}");
