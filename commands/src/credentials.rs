@@ -31,24 +31,22 @@ impl Commands {
         };
         let id = Uuid::new_v4();
         let kind_name = serde_json::to_value(kind).expect("kind serializes").as_str().unwrap_or_default().to_string();
-        let fingerprint = self.vault.put(id, &kind_name, secret.as_bytes()).await?;
+        // The sealed secret lands in the transaction of its event: refused,
+        // repeated or interrupted, nothing is left behind.
+        let sealed = self.vault.prepare(id, &kind_name, secret.as_bytes());
+        let fingerprint = sealed.fingerprint.clone();
         let cmd = CredentialCommand::Store { credential_id: id, name: name.clone(), kind, fingerprint: fingerprint.clone(), project_id };
         let mut scope = EventScope::resource("credential", id);
         scope.project_id = project_id.map(|p| p.to_string());
-        let handled = self
-            .execute::<Credential>(ctx, "store_credential", &stream_id_of::<Credential>(id), &scope, |s| s.decide_clone(&cmd), |_| {
-                json!({ "id": id, "name": name, "kind": kind, "fingerprint": fingerprint })
-            })
-            .await;
-        // A refused command, or a repeated idempotency key answered with the
-        // first credential, leaves this fresh sealed record unused: remove it.
-        let unused = match &handled {
-            Ok(h) => h.result["id"] != json!(id),
-            Err(_) => true,
-        };
-        if unused {
-            self.vault.delete(id).await?;
-        }
-        handled
+        self.execute_sealing::<Credential>(
+            ctx,
+            "store_credential",
+            &stream_id_of::<Credential>(id),
+            &scope,
+            |s| s.decide_clone(&cmd),
+            |_| json!({ "id": id, "name": name, "kind": kind, "fingerprint": fingerprint }),
+            std::slice::from_ref(&sealed),
+        )
+        .await
     }
 }

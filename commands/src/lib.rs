@@ -166,6 +166,22 @@ impl Commands {
         decide: impl Fn(&A) -> std::result::Result<Vec<A::Event>, DomainError>,
         answer: impl Fn(&[A::Event]) -> Value,
     ) -> Result<Handled> {
+        self.execute_sealing::<A>(ctx, command_name, stream, scope, decide, answer, &[]).await
+    }
+
+    /// Like [`Commands::execute`], storing `secrets` in the transaction that
+    /// appends the events: a refused or repeated command stores none.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn execute_sealing<A: Aggregate>(
+        &self,
+        ctx: &CommandContext,
+        command_name: &str,
+        stream: &str,
+        scope: &EventScope,
+        decide: impl Fn(&A) -> std::result::Result<Vec<A::Event>, DomainError>,
+        answer: impl Fn(&[A::Event]) -> Value,
+        secrets: &[opspilot_eventstore::SealedSecret],
+    ) -> Result<Handled> {
         let idem_key = ctx.idempotency_key.as_ref().map(|k| format!("{}:{command_name}:{k}", ctx.actor_id()));
         if let Some(key) = &idem_key {
             if let Some((result, position)) = self.store.idempotent_result(key).await? {
@@ -180,7 +196,7 @@ impl Commands {
             let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
             let new_events: Vec<NewEvent> = events.iter().map(|e| new_event(e, scope)).collect();
             let idem = idem_key.as_ref().map(|key| IdempotencyRecord { key: key.clone(), command: command_name.into(), result: result.clone() });
-            match self.store.append(stream, expected, &new_events, &ctx.meta(), idem.as_ref()).await {
+            match self.store.append_with_secrets(stream, expected, &new_events, &ctx.meta(), idem.as_ref(), secrets).await {
                 Ok(AppendOutcome::Appended { last_position, .. }) => return Ok(Handled { result, position: last_position }),
                 Ok(AppendOutcome::AlreadyHandled { result, position }) => return Ok(Handled { result, position }),
                 Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,

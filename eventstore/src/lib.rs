@@ -12,7 +12,7 @@ pub mod vault;
 pub use db::{migrate, pool};
 pub use deadpool_postgres::Pool;
 pub use store::{AppendOutcome, ChainReport, EventMeta, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, RecordedEvent};
-pub use vault::{MasterKey, Vault};
+pub use vault::{MasterKey, SealedSecret, Vault};
 
 /// What can go wrong at the storage edge.
 #[derive(thiserror::Error)]

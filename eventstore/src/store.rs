@@ -211,6 +211,20 @@ impl EventStore {
         meta: &EventMeta,
         idempotency: Option<&IdempotencyRecord>,
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_with_secrets(stream_id, expected, events, meta, idempotency, &[]).await
+    }
+
+    /// Like [`EventStore::append`], storing `secrets` in the same transaction:
+    /// the secrets are kept only if the events are.
+    pub async fn append_with_secrets(
+        &self,
+        stream_id: &str,
+        expected: ExpectedVersion,
+        events: &[NewEvent],
+        meta: &EventMeta,
+        idempotency: Option<&IdempotencyRecord>,
+        secrets: &[crate::vault::SealedSecret],
+    ) -> Result<AppendOutcome, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // The head row lock serializes appends: positions are gapless and commit in order.
@@ -274,6 +288,9 @@ impl EventStore {
             rows.push((e, std::mem::replace(&mut prev_hash, hash.clone()), hash));
         }
         insert_rows(&tx, &rows).await?;
+        for secret in secrets {
+            secret.insert(&tx).await?;
+        }
         let last_version = current + events.len() as i64;
         tx.execute("UPDATE event_log_head SET position = $1, hash = $2 WHERE id", &[&position, &prev_hash]).await?;
         if let Some(idem) = idempotency {

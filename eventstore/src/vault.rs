@@ -56,6 +56,29 @@ pub struct Sealed {
     pub nonce: Vec<u8>,
 }
 
+/// A secret sealed for the `credentials` table, to be stored in the same
+/// transaction as the event announcing it ([`crate::EventStore::append_with_secrets`]).
+#[derive(Debug, Clone)]
+pub struct SealedSecret {
+    pub id: Uuid,
+    pub kind: String,
+    pub sealed: Sealed,
+    pub fingerprint: String,
+}
+
+impl SealedSecret {
+    pub(crate) async fn insert(&self, client: &impl deadpool_postgres::GenericClient) -> Result<(), StoreError> {
+        let s = &self.sealed;
+        client
+            .execute(
+                "INSERT INTO credentials (id, kind, wrapped_dek, dek_nonce, ciphertext, nonce, fingerprint) VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                &[&self.id, &self.kind, &s.wrapped_dek, &s.dek_nonce, &s.ciphertext, &s.nonce, &self.fingerprint],
+            )
+            .await?;
+        Ok(())
+    }
+}
+
 /// Seals and opens secrets, and stores them in the `credentials` table.
 #[derive(Clone)]
 pub struct Vault {
@@ -104,18 +127,16 @@ impl Vault {
         format!("hmac-sha256:{}", &hex::encode(mac.finalize().into_bytes())[..32])
     }
 
+    /// Seals a secret for `id` without storing it.
+    pub fn prepare(&self, id: Uuid, kind: &str, secret: &[u8]) -> SealedSecret {
+        SealedSecret { id, kind: kind.to_string(), sealed: self.seal(secret), fingerprint: self.fingerprint(secret) }
+    }
+
     /// Seals and stores a secret under `id`; returns its fingerprint.
     pub async fn put(&self, id: Uuid, kind: &str, secret: &[u8]) -> Result<String, StoreError> {
-        let s = self.seal(secret);
-        let fp = self.fingerprint(secret);
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "INSERT INTO credentials (id, kind, wrapped_dek, dek_nonce, ciphertext, nonce, fingerprint) VALUES ($1,$2,$3,$4,$5,$6,$7)",
-                &[&id, &kind, &s.wrapped_dek, &s.dek_nonce, &s.ciphertext, &s.nonce, &fp],
-            )
-            .await?;
-        Ok(fp)
+        let prepared = self.prepare(id, kind, secret);
+        prepared.insert(&self.pool.get().await?).await?;
+        Ok(prepared.fingerprint)
     }
 
     /// Reads and decrypts the secret stored under `id`.

@@ -152,7 +152,7 @@ async fn every_text_field_of_every_mutation_refuses_nul_control_characters_and_w
         ("POST", "/api/v1/teams", json!({ "name": "t-new", "project_id": "proj-alpha" })),
         ("POST", "/api/v1/users", json!({ "username": "u-new", "password": "a-long-password-1", "roles": ["operator"] })),
         ("POST", "/api/v1/teams/team-app/members", json!({ "user_id": "admin" })),
-        ("POST", "/api/v1/credentials", json!({ "name": "c-new", "project_id": "proj-alpha", "kind": "password", "secret": "s3cret" })),
+        ("POST", "/api/v1/credentials", json!({ "name": "c-new", "project_id": "proj-alpha", "kind": "ssh_password", "secret": "s3cret" })),
         ("POST", "/api/v1/hosts", json!({ "name": "h-new", "project_id": "proj-alpha", "ip": "127.0.0.1", "port": 22, "ssh_user": "ops", "auth": "password", "password": "pw", "labels": { "zone": "a" } })),
         ("POST", "/api/v1/environments", json!({ "name": "e-new", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "compose", "labels": { "tier": "dev" } })),
         ("POST", "/api/v1/deploy/services", json!({ "name": "s-new", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s", "manifest_template": "kind: X", "risk_level": "low" })),
@@ -256,4 +256,22 @@ async fn a_variable_can_change_a_value_but_never_the_manifest_and_a_refused_prev
     // GraphQL previews go through the same guard.
     let v = app.gql(Some(&dev), "mutation($i: ReleaseInput!) { previewRelease(input: $i) { position } }", json!({ "i": { "serviceId": "svc-a", "targetId": "target-k8s-dev", "env": "dev", "variables": { "image_tag": "$(id)" } } })).await;
     assert_eq!(gql_error_key(&v), "validation_error", "{v}");
+}
+
+#[tokio::test]
+async fn a_secret_is_stored_in_the_transaction_of_its_event_so_a_repeat_or_refusal_keeps_none() {
+    let app = opspilot_tests::spawn_app().await;
+    app.demo_users().await;
+    let admin = app.admin().await;
+    let body = json!({ "name": "c-once", "project_id": "proj-alpha", "kind": "ssh_password", "secret": "s3cret" });
+    let before = footprint(&app).await;
+    let first = app.rest_with("POST", "/api/v1/credentials", Some(&admin), Some(body.clone()), &[("idempotency-key", "k-1")]).await;
+    let again = app.rest_with("POST", "/api/v1/credentials", Some(&admin), Some(body.clone()), &[("idempotency-key", "k-1")]).await;
+    assert_eq!(first.data()["id"], again.data()["id"]);
+    let after = footprint(&app).await;
+    assert_eq!(after.1, before.1 + 1, "one sealed secret for one acknowledged store");
+    // Refused after validation (an unknown project): no event, no secret.
+    let refused = app.rest("POST", "/api/v1/credentials", Some(&admin), Some(json!({ "name": "c-two", "project_id": "proj-nope", "kind": "ssh_password", "secret": "s3cret" }))).await;
+    assert!(refused.error_key().ends_with("not_found"), "{:?}", refused.body);
+    assert_eq!(footprint(&app).await, after);
 }
