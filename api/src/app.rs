@@ -147,8 +147,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
     app
 }
 
-/// How long an anonymous request (a login) may take.
+/// How long an anonymous request (a login) may take, and how big it may be.
 const ANONYMOUS_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+const ANONYMOUS_BODY_LIMIT: usize = 16 * 1024;
 
 async fn graphql_post(
     State(state): State<AppState>,
@@ -167,6 +168,9 @@ async fn graphql_post(
         Err(e) => return refused(e, opspilot_domain::Lang::En),
     };
     let lang = meta.lang;
+    if meta.caller.is_none() && body.len() > ANONYMOUS_BODY_LIMIT {
+        return refused(ApiError::new(ErrorCode::Unauthenticated, format!("sign in first: an anonymous request may carry at most {ANONYMOUS_BODY_LIMIT} bytes")), lang);
+    }
     let req = match graphql_edge::parse_body(&body).and_then(|r| graphql_edge::check_document(&r, meta.caller.is_some(), limits).map(|_| r)) {
         Ok(r) => r,
         Err(e) => return refused(e, lang),

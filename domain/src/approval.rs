@@ -344,13 +344,11 @@ impl ApprovalTicket {
     }
 }
 
-/// Refuses a comment longer than [`MAX_COMMENT_CHARS`].
+/// Refuses a comment longer than [`MAX_COMMENT_CHARS`] or holding control characters.
 pub(crate) fn check_comment(field: &str, comment: Option<&str>) -> Result<(), DomainError> {
     match comment {
-        Some(c) if c.chars().count() > MAX_COMMENT_CHARS => {
-            Err(DomainError::validation(field, format!("at most {MAX_COMMENT_CHARS} characters")))
-        }
-        _ => Ok(()),
+        Some(c) => crate::text::check(field, c, MAX_COMMENT_CHARS),
+        None => Ok(()),
     }
 }
 

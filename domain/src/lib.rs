@@ -20,6 +20,7 @@ pub mod preview;
 pub mod rbac;
 pub mod release;
 pub mod security;
+pub mod text;
 pub mod upcast;
 
 pub use error::{DomainError, ErrorCode, Lang, DICTIONARY};

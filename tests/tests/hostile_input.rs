@@ -51,7 +51,9 @@ async fn graphql_shapes_that_crashed_or_stalled_the_server_are_refused_and_it_ke
     let v = app.gql(None, &deep, json!({})).await;
     assert_eq!(gql_error_key(&v), "validation_error");
     let deeper = format!("{{ me(x: {}1{}) {{ id }} }}", "[".repeat(100_000), "]".repeat(100_000));
-    assert_eq!(gql_error_key(&app.gql(None, &deeper, json!({})).await), "validation_error");
+    assert_eq!(gql_error_key(&app.gql(None, &deeper, json!({})).await), "unauthenticated", "too big to read without a token");
+    let admin = app.admin().await;
+    assert_eq!(gql_error_key(&app.gql(Some(&admin), &deeper, json!({})).await), "validation_error");
     // Deep JSON variables, deep selection sets.
     let vars = format!("{{\"query\":\"{{ me {{ id }} }}\",\"variables\":{{\"x\":{}1{}}}}}", "[".repeat(5000), "]".repeat(5000));
     assert_eq!(gql_error_key(&gql_raw(&app, None, vars).await), "validation_error");
@@ -62,7 +64,6 @@ async fn graphql_shapes_that_crashed_or_stalled_the_server_are_refused_and_it_ke
         bomb.push_str(&format!("fragment f{i} on QueryRoot {{ ...f{} ...f{} }}\n", i + 1, i + 1));
     }
     bomb.push_str("fragment f30 on QueryRoot { __typename }\n");
-    let admin = app.admin().await;
     for token in [None, Some(admin.as_str())] {
         let v = app.gql(token, &bomb, json!({})).await;
         assert_eq!(gql_error_key(&v), "validation_error", "{v}");
@@ -70,7 +71,11 @@ async fn graphql_shapes_that_crashed_or_stalled_the_server_are_refused_and_it_ke
     }
     let aliases: String = (0..50_000).map(|i| format!("a{i}: __typename ")).collect();
     let v = app.gql(None, &format!("{{ {aliases} }}"), json!({})).await;
+    assert_eq!(gql_error_key(&v), "unauthenticated", "an anonymous request is small");
+    let v = app.gql(Some(&admin), &format!("{{ {aliases} }}"), json!({})).await;
     assert_eq!(gql_error_key(&v), "validation_error", "aliases count in the cost");
+    let few: String = (0..1200).map(|i| format!("a{i}:__typename ")).collect();
+    assert_eq!(gql_error_key(&app.gql(Some(&admin), &format!("{{ {few} }}"), json!({})).await), "validation_error", "1200 aliases cost 1200");
     healthy(&app).await;
 }
 

@@ -41,6 +41,7 @@ impl Aggregate for Project {
                 if self.id.is_some() {
                     return Err(DomainError::new(ErrorCode::ResourceConflict, format!("project {name} already exists")));
                 }
+                crate::text::check("description", &description, 4096)?;
                 Ok(vec![ProjectEvent::Created { project_id, name, description }])
             }
         }
