@@ -152,15 +152,10 @@ fn refusal(names: &[String], why: &str) -> DomainError {
     }
 }
 
-/// `image_tag` follows the OCI tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+/// `image_tag` follows the OCI tag grammar `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`,
+/// declared or not.
 pub fn check_image_tag(tag: &str) -> Result<(), DomainError> {
-    let mut chars = tag.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-    if first_ok && tag.len() <= 128 && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-        Ok(())
-    } else {
-        Err(DomainError::validation("variables.image_tag", "an image tag is 1 to 128 of A-Z a-z 0-9 _ . - and does not start with . or -"))
-    }
+    opspilot_domain::catalog::VariableSpec::ImageTag.check("image_tag", tag)
 }
 
 #[cfg(test)]
