@@ -176,6 +176,42 @@ impl<'a> Cost<'a> {
     }
 }
 
+/// The nesting bound and the cost as a schema extension, so documents that
+/// arrive over the WebSocket pass them before the parser and the validator too.
+#[derive(Clone, Copy)]
+pub struct NestingGuard {
+    pub max_complexity: usize,
+}
+
+impl async_graphql::extensions::ExtensionFactory for NestingGuard {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(*self)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl async_graphql::extensions::Extension for NestingGuard {
+    async fn parse_query(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        query: &str,
+        variables: &async_graphql::Variables,
+        next: async_graphql::extensions::NextParseQuery<'_>,
+    ) -> async_graphql::ServerResult<ExecutableDocument> {
+        let refuse = |e: ApiError| e.into_graphql().into_server_error(Default::default());
+        check_nesting("query", query, MAX_NESTING).map_err(refuse)?;
+        let doc = next.run(ctx, query, variables).await?;
+        for (_, op) in doc.operations.iter() {
+            let mut cost = Cost { doc: &doc, memo: HashMap::new(), visiting: Vec::new() };
+            let total = cost.of(&op.node.selection_set.node).map_err(refuse)?;
+            if total > self.max_complexity as u64 {
+                return Err(refuse(invalid(format!("query: costs {total} fields with fragments spread, the limit is {}", self.max_complexity))));
+            }
+        }
+        Ok(doc)
+    }
+}
+
 /// GraphQL errors that carry no dictionary code (syntax, validation, depth,
 /// argument parsing) get `validation_error`'s.
 pub fn with_dictionary_codes(mut resp: async_graphql::Response, lang: opspilot_domain::Lang) -> async_graphql::Response {

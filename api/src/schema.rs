@@ -42,7 +42,7 @@ pub struct Subscription(audit::AuditSubscription, releases::ReleaseSubscription,
 
 /// Builds the schema with the depth and complexity guards.
 pub fn schema(max_depth: usize, max_complexity: usize) -> OpsSchema {
-    Schema::build(Query::default(), Mutation::default(), Subscription::default()).limit_depth(max_depth).limit_complexity(max_complexity).limit_recursive_depth(crate::graphql_edge::MAX_NESTING).finish()
+    Schema::build(Query::default(), Mutation::default(), Subscription::default()).limit_depth(max_depth).limit_complexity(max_complexity).limit_recursive_depth(crate::graphql_edge::MAX_NESTING).extension(crate::graphql_edge::NestingGuard { max_complexity }).finish()
 }
 
 /// The SDL as committed.

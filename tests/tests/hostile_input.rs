@@ -61,9 +61,9 @@ async fn graphql_shapes_that_crashed_or_stalled_the_server_are_refused_and_it_ke
 
     let mut bomb = String::from("query { ...f0 }\n");
     for i in 0..30 {
-        bomb.push_str(&format!("fragment f{i} on QueryRoot {{ ...f{} ...f{} }}\n", i + 1, i + 1));
+        bomb.push_str(&format!("fragment f{i} on Query {{ ...f{} ...f{} }}\n", i + 1, i + 1));
     }
-    bomb.push_str("fragment f30 on QueryRoot { __typename }\n");
+    bomb.push_str("fragment f30 on Query { __typename }\n");
     for token in [None, Some(admin.as_str())] {
         let v = app.gql(token, &bomb, json!({})).await;
         assert_eq!(gql_error_key(&v), "validation_error", "{v}");
@@ -279,4 +279,33 @@ async fn a_secret_is_stored_in_the_transaction_of_its_event_so_a_repeat_or_refus
     let refused = app.rest("POST", "/api/v1/credentials", Some(&admin), Some(json!({ "name": "c-two", "project_id": "proj-nope", "kind": "ssh_password", "secret": "s3cret" }))).await;
     assert!(refused.error_key().ends_with("not_found"), "{:?}", refused.body);
     assert_eq!(footprint(&app).await, after);
+}
+
+#[tokio::test]
+async fn a_deep_document_over_the_websocket_is_refused_and_the_server_keeps_answering() {
+    use futures::SinkExt;
+    let app = opspilot_tests::spawn_app().await;
+    let admin = app.admin().await;
+    let mut ws = opspilot_tests::ws_connect(&app, &admin).await;
+    assert_eq!(opspilot_tests::next_json(&mut ws).await.unwrap()["type"], "connection_ack");
+    let deep = format!("subscription {{ auditEvents(filter: {}{{domain: \"x\"}}{}) {{ action }} }}", "[".repeat(5000), "]".repeat(5000));
+    let sub = json!({ "id": "1", "type": "subscribe", "payload": { "query": deep } });
+    ws.send(tokio_tungstenite::tungstenite::Message::text(sub.to_string())).await.unwrap();
+    let answer = opspilot_tests::next_json(&mut ws).await.expect("an answer");
+    assert_eq!(answer["payload"]["errors"][0]["extensions"]["error_key"], "validation_error", "{answer}");
+    assert!(answer["payload"]["errors"][0]["extensions"]["detail"].as_str().unwrap().contains("nested deeper"), "{answer}");
+    let mut bomb = String::from("subscription { ...f0 }\n");
+    for i in 0..30 {
+        bomb.push_str(&format!("fragment f{i} on Subscription {{ ...f{} ...f{} }}\n", i + 1, i + 1));
+    }
+    bomb.push_str("fragment f30 on Subscription { auditEvents { action } }\n");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(json!({ "id": "2", "type": "subscribe", "payload": { "query": bomb } }).to_string())).await.unwrap();
+    let answer = loop {
+        let m = opspilot_tests::next_json(&mut ws).await.expect("an answer");
+        if m["id"] == "2" {
+            break m;
+        }
+    };
+    assert!(answer["payload"]["errors"][0]["extensions"]["detail"].as_str().is_some_and(|d| d.contains("costs")), "{answer}");
+    healthy(&app).await;
 }
