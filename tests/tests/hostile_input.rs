@@ -309,3 +309,55 @@ async fn a_deep_document_over_the_websocket_is_refused_and_the_server_keeps_answ
     assert!(answer["payload"]["errors"][0]["extensions"]["detail"].as_str().is_some_and(|d| d.contains("costs")), "{answer}");
     healthy(&app).await;
 }
+
+/// Every REST route but logout (it takes no input), with its path parameters as `{}`.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/auth/me"), ("GET", "/auth/tokens"), ("POST", "/auth/tokens"), ("DELETE", "/auth/tokens/{}"),
+    ("GET", "/projects"), ("POST", "/projects"), ("GET", "/teams"), ("POST", "/teams"), ("POST", "/teams/{}/members"),
+    ("GET", "/users"), ("POST", "/users"), ("POST", "/users/{}/roles"), ("DELETE", "/users/{}/roles/{}"), ("PUT", "/users/{}/password"),
+    ("GET", "/credentials"), ("POST", "/credentials"), ("GET", "/errors"), ("GET", "/audit/events"),
+    ("GET", "/deploy/services"), ("POST", "/deploy/services"), ("GET", "/deploy/targets"), ("POST", "/deploy/targets"),
+    ("GET", "/clusters"), ("POST", "/clusters/import/kubeconfig"), ("POST", "/clusters/import/cert"), ("GET", "/clusters/{}"),
+    ("POST", "/clusters/{}/connect/test"), ("GET", "/clusters/{}/connection"), ("PUT", "/clusters/{}/connection"),
+    ("GET", "/environments"), ("POST", "/environments"), ("GET", "/environments/{}"), ("PATCH", "/environments/{}"), ("DELETE", "/environments/{}"),
+    ("PUT", "/environments/{}/nodes"), ("POST", "/environments/{}/install/preview"), ("POST", "/environments/{}/install/apply"),
+    ("POST", "/environments/{}/install/rollback"), ("GET", "/environments/{}/install/tasks"), ("GET", "/environments/{}/install/tasks/{}"),
+    ("GET", "/environments/{}/install/tasks/{}/logs"), ("GET", "/environments/{}/install/tasks/{}/timeline"), ("POST", "/environments/{}/install/tasks/{}/cancel"),
+    ("POST", "/environments/{}/health/check"), ("GET", "/deploy/targets/{}/compose/ps"), ("GET", "/deploy/targets/{}/compose/logs"),
+    ("GET", "/hosts"), ("POST", "/hosts"), ("GET", "/hosts/{}"), ("PATCH", "/hosts/{}"), ("DELETE", "/hosts/{}"),
+    ("POST", "/hosts/{}/host-key/scan"), ("POST", "/hosts/{}/host-key/trust"), ("POST", "/hosts/{}/check"),
+    ("GET", "/approvals/inbox"), ("GET", "/approvals/inbox/{}"), ("POST", "/approvals/inbox/{}/approve"), ("POST", "/approvals/inbox/{}/reject"),
+    ("POST", "/approvals/inbox/{}/assign"), ("POST", "/approvals/inbox/{}/comment"),
+    ("POST", "/deploy/releases/preview"), ("POST", "/deploy/releases/apply"), ("GET", "/deploy/releases/{}"), ("POST", "/deploy/releases/{}/approve"),
+    ("POST", "/deploy/releases/{}/reject"), ("GET", "/deploy/releases/{}/timeline"), ("POST", "/deploy/releases/{}/rollback"), ("POST", "/deploy/releases/{}/cancel"),
+];
+
+#[tokio::test]
+async fn every_route_refuses_nul_in_its_path_and_body_and_changes_nothing() {
+    let app = opspilot_tests::spawn_app().await;
+    app.demo_users().await;
+    let admin = app.admin().await;
+    for (method, route) in ROUTES {
+        let before = footprint(&app).await;
+        if route.contains("{}") {
+            let path = format!("/api/v1{}", route.replace("{}", "a%00b"));
+            let a = app.rest(method, &path, Some(&admin), None).await;
+            assert_eq!((a.status, a.error_key()), (422, "validation_error"), "{method} {path}: {:?}", a.body);
+            assert!(a.body["data"]["detail"].as_str().unwrap().contains("control character"), "{method} {path}: {:?}", a.body);
+        }
+        if *method != "GET" && *method != "DELETE" {
+            let path = format!("/api/v1{}", route.replace("{}", "00000000-0000-0000-0000-000000000000"));
+            let body = json!({ "name": "n\u{0}", "comment": "c\u{0}", "reason": "r\u{0}", "labels": { "k": "v\u{0}" } });
+            let a = app.rest(method, &path, Some(&admin), Some(body)).await;
+            // A route that reads a body refuses it; one that takes none answers for its path alone.
+            assert!(a.status < 500 && a.body["data"]["error_key"].is_string() && a.error_key() != "internal_error", "{method} {path}: {:?}", a.body);
+            if a.status == 422 {
+                assert!(a.body["data"]["detail"].as_str().unwrap().contains("control character"), "{method} {path}: {:?}", a.body);
+            }
+        }
+        let after = footprint(&app).await;
+        assert_eq!(after.1, before.1, "{method} {route} stored a secret");
+        assert_eq!(after.0, before.0, "{method} {route} appended events");
+    }
+    healthy(&app).await;
+}
