@@ -120,33 +120,31 @@ impl Commands {
         // Input is checked before any cluster or host is asked: a refused
         // variable or template writes nothing.
         let rendered = self.render(&resolved)?;
-        if resolved.spec.runtime_type == "k8s" {
-            opspilot_k8s::manifest::parse_objects(&rendered, resolved.target.namespace.as_deref().unwrap_or_default())?;
-        }
+        let objects = match resolved.spec.runtime_type.as_str() {
+            "compose" => None,
+            _ => Some(opspilot_k8s::manifest::parse_objects(&rendered, resolved.target.namespace.as_deref().unwrap_or_default())?),
+        };
         let release_id = Uuid::new_v4();
         let scope = EventScope::resource("deployment_release", release_id).in_project(resolved.spec.project_id).in_team(resolved.spec.team_id);
         let stream = stream_id_of::<Release>(release_id);
 
-        let checked = match resolved.spec.runtime_type.as_str() {
-            "compose" => match self.render(&resolved) {
-                Ok(rendered) => self.check_compose_preview(ctx, release_id, &scope, &resolved, &rendered).await.map(|diff| {
-                    let checks = vec![
-                        Check { level: "info", code: "render_ok".into(), message: "compose file rendered".into() },
-                        Check { level: "info", code: "compose_config_ok".into(), message: "docker compose config accepted the file on the host".into() },
-                    ];
-                    (rendered, diff, checks)
-                }),
-                Err(e) => Err(e.into()),
-            },
-            _ => self.check_k8s_preview(ctx, &resolved).await.map(|(rendered, objects)| {
+        let checked = match &objects {
+            None => self.check_compose_preview(ctx, release_id, &scope, &resolved, &rendered).await.map(|diff| {
                 let checks = vec![
-                    Check { level: "info", code: "render_ok".into(), message: format!("{} object(s) rendered", objects.len()) },
+                    Check { level: "info", code: "render_ok".into(), message: "compose file rendered".into() },
+                    Check { level: "info", code: "compose_config_ok".into(), message: "docker compose config accepted the file on the host".into() },
+                ];
+                (diff, checks)
+            }),
+            Some(objects) => self.dry_run_k8s_preview(ctx, &resolved, objects).await.map(|previews| {
+                let checks = vec![
+                    Check { level: "info", code: "render_ok".into(), message: format!("{} object(s) rendered", previews.len()) },
                     Check { level: "info", code: "dry_run_ok".into(), message: "server-side dry-run apply accepted every object".into() },
                 ];
-                (rendered, json!(objects), checks)
+                (json!(previews), checks)
             }),
         };
-        let (rendered, diff, checks) = match checked {
+        let (diff, checks) = match checked {
             Ok(v) => v,
             Err(e) => {
                 // The failed attempt is part of the record; the caller gets the reason.
@@ -187,17 +185,11 @@ impl Commands {
         self.execute::<Release>(ctx, "release_preview", &stream, &scope, |s| s.decide_clone(&cmd), |_| answer.clone()).await
     }
 
-    async fn check_k8s_preview(&self, ctx: &CommandContext, resolved: &Resolved) -> Result<(String, Vec<opspilot_k8s::manifest::ObjectPreview>)> {
-        let rendered = self.render(resolved)?;
-        if resolved.spec.runtime_type != "k8s" {
-            return Err(DomainError::validation("runtime_type", "compose releases arrive with the compose runtime").into());
-        }
-        let ns = resolved.target.namespace.clone().unwrap_or_default();
-        let objects = opspilot_k8s::manifest::parse_objects(&rendered, &ns)?;
+    /// Server-side dry run of a k8s preview's objects on the target's cluster.
+    async fn dry_run_k8s_preview(&self, ctx: &CommandContext, resolved: &Resolved, objects: &[kube::api::DynamicObject]) -> Result<Vec<opspilot_k8s::manifest::ObjectPreview>> {
         let cluster = resolved.target.cluster_id.map(|c| c.to_string()).unwrap_or_default();
         let client = self.cluster_client(ctx, &cluster).await?;
-        let previews = opspilot_k8s::manifest::dry_run(&client, &objects).await?;
-        Ok((rendered, previews))
+        Ok(opspilot_k8s::manifest::dry_run(&client, objects).await?)
     }
 }
 

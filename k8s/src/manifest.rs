@@ -24,7 +24,7 @@ pub fn render(template: &str, variables: &BTreeMap<String, String>) -> Result<St
         guard::check_image_tag(tag)?;
     }
     let rendered = render_unchecked(template, variables)?;
-    guard::check_structure(variables, |vars| render_unchecked(template, vars))?;
+    guard::check_structure(variables, &rendered, |vars| render_unchecked(template, vars))?;
     Ok(rendered)
 }
 

@@ -25,14 +25,14 @@ fn documents(text: &str) -> Result<Vec<Value>, serde_yaml::Error> {
     serde_yaml::Deserializer::from_str(text).map(Value::deserialize).collect()
 }
 
-/// Checks that rendering `variables` into the template changed nothing but
-/// the scalars they stand in. `render` renders the template with the given
-/// variables.
-pub fn check_structure(variables: &BTreeMap<String, String>, render: impl Fn(&BTreeMap<String, String>) -> Result<String, DomainError>) -> Result<(), DomainError> {
+/// Checks that `rendered` (the template with `variables` put in) differs
+/// from the template only in the scalars they stand in. `render` renders the
+/// template with the given variables.
+pub fn check_structure(variables: &BTreeMap<String, String>, rendered: &str, render: impl Fn(&BTreeMap<String, String>) -> Result<String, DomainError>) -> Result<(), DomainError> {
     let names: Vec<&String> = variables.keys().collect();
     let marked: BTreeMap<String, String> = names.iter().enumerate().map(|(i, n)| ((*n).clone(), placeholder(i))).collect();
     let shape = documents(&render(&marked)?).map_err(|e| DomainError::validation("manifest_template", format!("the template is not YAML: {e}")))?;
-    let real = match documents(&render(variables)?) {
+    let real = match documents(rendered) {
         Ok(docs) => docs,
         Err(e) => return Err(refusal(&suspects(variables), &format!("makes the manifest unreadable ({e})"))),
     };
