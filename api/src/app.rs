@@ -171,7 +171,7 @@ async fn graphql_post(
     if meta.caller.is_none() && body.len() > ANONYMOUS_BODY_LIMIT {
         return refused(ApiError::new(ErrorCode::Unauthenticated, format!("sign in first: an anonymous request may carry at most {ANONYMOUS_BODY_LIMIT} bytes")), lang);
     }
-    let req = match graphql_edge::parse_body(&body).and_then(|r| graphql_edge::check_document(&r, meta.caller.is_some(), limits).map(|_| r)) {
+    let req = match graphql_edge::parse_body(&body).and_then(|mut r| graphql_edge::check_document(&mut r, meta.caller.is_some(), limits).map(|_| r)) {
         Ok(r) => r,
         Err(e) => return refused(e, lang),
     };

@@ -10,6 +10,7 @@ use futures::stream::{BoxStream, StreamExt};
 use opspilot_commands::{CommandContext, CommandError, Handled};
 use opspilot_domain::{ErrorCode, Principal};
 use opspilot_projections::audit_log::{self, AuditEntry};
+use opspilot_projections::page::{MAX_PAGE, MAX_PAGE_SIZE};
 use opspilot_projections::PageRequest;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -61,10 +62,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.uri.query().unwrap_or_default();
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw).map_err(|e| ApiError::new(ErrorCode::ValidationError, format!("query: {e}")))?;
-        for (k, v) in &pairs {
-            graphql_edge::check_str(k, k)?;
-            graphql_edge::check_str(k, v)?;
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            graphql_edge::check_str(&k, &k)?;
+            graphql_edge::check_str(&k, &v)?;
         }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw.as_bytes()));
         serde_path_to_error::deserialize(de).map(Query).map_err(|e| {
@@ -92,10 +92,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         }
     }
 }
-
-/// The largest page number and page size a list accepts.
-pub const MAX_PAGE: i64 = 1_000_000;
-pub const MAX_PAGE_SIZE: i64 = 200;
 
 /// `?page=&page_size=` of every list.
 #[derive(Deserialize)]

@@ -82,10 +82,7 @@ pub fn check_text(v: &Value, at: &str) -> Result<(), ApiError> {
 
 /// Refuses NUL and control characters (tab, newline and carriage return aside).
 pub fn check_str(field: &str, s: &str) -> Result<(), ApiError> {
-    match s.chars().find(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) {
-        Some(c) => Err(invalid(format!("{}: control character U+{:04X} is not allowed", if field.is_empty() { "body" } else { field }, c as u32))),
-        None => Ok(()),
-    }
+    opspilot_domain::text::check(if field.is_empty() { "body" } else { field }, s, usize::MAX).map_err(ApiError::from)
 }
 
 /// Reads a `POST /graphql` body into one request.
@@ -103,25 +100,23 @@ pub fn parse_body(body: &[u8]) -> Result<async_graphql::Request, ApiError> {
 }
 
 /// Checks the document of `req` for a caller (`signed_in`) under `limits`.
-pub fn check_document(req: &async_graphql::Request, signed_in: bool, limits: Limits) -> Result<(), ApiError> {
-    let doc = async_graphql::parser::parse_query(&req.query).map_err(|e| invalid(format!("query: {e}")))?;
+/// The document is parsed once, into `req`, and the executor reuses it.
+pub fn check_document(req: &mut async_graphql::Request, signed_in: bool, limits: Limits) -> Result<(), ApiError> {
+    let operation_name = req.operation_name.clone();
+    let doc = req.parsed_query().map_err(|e| invalid(format!("query: {}", e.message)))?;
     // String literals of the document, as the executor would read them.
-    check_text(&serde_json::to_value(&doc).unwrap_or_default(), "query")?;
+    check_text(&serde_json::to_value(doc).unwrap_or_default(), "query")?;
     let ops: Vec<_> = doc.operations.iter().collect();
-    let op = match (&req.operation_name, ops.as_slice()) {
+    let op = match (&operation_name, ops.as_slice()) {
         (None, [(_, op)]) => *op,
         (None, _) => return Err(invalid("operationName: the document has several operations; name one")),
         (Some(name), _) => ops.iter().find(|(n, _)| n.map(|n| n.as_str()) == Some(name.as_str())).map(|(_, op)| *op).ok_or_else(|| invalid(format!("operationName: no operation {name:?}")))?,
     };
-    let mut cost = Cost { doc: &doc, memo: HashMap::new(), visiting: Vec::new() };
-    let total = cost.of(&op.node.selection_set.node)?;
-    if total > limits.max_complexity as u64 {
-        return Err(invalid(format!("query: costs {total} fields with fragments spread, the limit is {}", limits.max_complexity)));
-    }
+    check_cost(doc, &op.node.selection_set.node, limits.max_complexity)?;
     if !signed_in {
         let only_login = op.node.ty == OperationType::Mutation
             && op.node.selection_set.node.items.iter().all(|s| matches!(&s.node, Selection::Field(f) if f.node.name.node == "login"));
-        let introspection_only = limits.public_schema && op.node.ty == OperationType::Query && introspects_only(&doc, &op.node.selection_set.node);
+        let introspection_only = limits.public_schema && op.node.ty == OperationType::Query && introspects_only(doc, &op.node.selection_set.node);
         if !(only_login || introspection_only) {
             return Err(ApiError::new(ErrorCode::Unauthenticated, "sign in first: without a token only the login mutation is answered"));
         }
@@ -136,6 +131,15 @@ fn introspects_only(doc: &ExecutableDocument, set: &SelectionSet) -> bool {
         Selection::InlineFragment(i) => introspects_only(doc, &i.node.selection_set.node),
         Selection::FragmentSpread(sp) => doc.fragments.get(&sp.node.fragment_name.node).is_some_and(|f| introspects_only(doc, &f.node.selection_set.node)),
     })
+}
+
+/// Refuses a selection set that would resolve more than `max` fields.
+fn check_cost(doc: &ExecutableDocument, set: &SelectionSet, max: usize) -> Result<(), ApiError> {
+    let total = Cost { doc, memo: HashMap::new(), visiting: Vec::new() }.of(set)?;
+    if total > max as u64 {
+        return Err(invalid(format!("query: costs {total} fields with fragments spread, the limit is {max}")));
+    }
+    Ok(())
 }
 
 /// Fields a selection set would resolve, fragments counted once each and
@@ -202,11 +206,7 @@ impl async_graphql::extensions::Extension for NestingGuard {
         check_nesting("query", query, MAX_NESTING).map_err(refuse)?;
         let doc = next.run(ctx, query, variables).await?;
         for (_, op) in doc.operations.iter() {
-            let mut cost = Cost { doc: &doc, memo: HashMap::new(), visiting: Vec::new() };
-            let total = cost.of(&op.node.selection_set.node).map_err(refuse)?;
-            if total > self.max_complexity as u64 {
-                return Err(refuse(invalid(format!("query: costs {total} fields with fragments spread, the limit is {}", self.max_complexity))));
-            }
+            check_cost(&doc, &op.node.selection_set.node, self.max_complexity).map_err(refuse)?;
         }
         Ok(doc)
     }
@@ -249,8 +249,8 @@ mod tests {
             q.push_str(&format!("fragment f{i} on Query {{ ...f{} ...f{} }}\n", i + 1, i + 1));
         }
         q.push_str("fragment f40 on Query { __typename }\n");
-        let req = async_graphql::Request::new(q);
-        let e = check_document(&req, true, Limits { max_complexity: 1000, public_schema: false }).unwrap_err();
+        let mut req = async_graphql::Request::new(q);
+        let e = check_document(&mut req, true, Limits { max_complexity: 1000, public_schema: false }).unwrap_err();
         assert!(e.detail.contains("costs"), "{}", e.detail);
     }
 }

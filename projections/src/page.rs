@@ -2,6 +2,10 @@
 
 use serde::Serialize;
 
+/// The largest page number and page size a list serves.
+pub const MAX_PAGE: i64 = 1_000_000;
+pub const MAX_PAGE_SIZE: i64 = 200;
+
 /// A page request: 1-based page, bounded size.
 #[derive(Debug, Clone, Copy)]
 pub struct PageRequest {
@@ -10,9 +14,9 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
-    /// Clamps to page ≥ 1 and 1 ≤ size ≤ 200 (default 20).
+    /// Clamps to 1 ≤ page ≤ [`MAX_PAGE`] and 1 ≤ size ≤ [`MAX_PAGE_SIZE`] (default 20).
     pub fn new(page: Option<i64>, page_size: Option<i64>) -> Self {
-        PageRequest { page: page.unwrap_or(1).clamp(1, 1_000_000), page_size: page_size.unwrap_or(20).clamp(1, 200) }
+        PageRequest { page: page.unwrap_or(1).clamp(1, MAX_PAGE), page_size: page_size.unwrap_or(20).clamp(1, MAX_PAGE_SIZE) }
     }
     /// SQL OFFSET.
     pub fn offset(&self) -> i64 {
