@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use opspilot_domain::host::{Host, HostAccess, HostCommand};
-use opspilot_domain::{stream_id_of, Aggregate, DomainError, ErrorCode, EventScope, ResourceName};
+use opspilot_domain::{stream_id_of, DomainError, ErrorCode, EventScope, ResourceName};
 use opspilot_ssh::{SshAuth, SshError, SshSession, SshTarget};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::ids::{id_for, resolve};
-use crate::{CommandContext, Commands, DecideClone, Handled, Result};
+use crate::{Beside, CommandContext, Commands, DecideClone, Handled, Result};
 
 /// What a user registers (the seed's host fields).
 #[derive(Debug, Clone)]
@@ -73,18 +73,13 @@ impl Commands {
             return Err(DomainError::validation("auth", "key or password").into());
         }
         let host_id = id_for("host", name.as_str());
-        // Everything is checked before a secret is stored: a refused host leaves nothing behind.
-        let (existing, _) = self.load::<Host>(&stream_id_of::<Host>(host_id)).await?;
-        let dry_access = HostAccess { ip: h.ip.clone(), port: h.port, ssh_user: h.ssh_user.clone(), auth_type: h.auth.clone(), credential_id: Uuid::nil() };
-        existing.decide(HostCommand::Register { host_id, name: name.clone(), project_id, access: dry_access, labels: h.labels.clone() })?;
-        let credential_id = self.host_credential(ctx, name.as_str(), &h.auth, h.credential.as_deref(), h.secret.as_deref(), &h.project).await?;
+        // A new secret is stored in the transaction of host.registered: a refused host leaves nothing behind.
+        let (credential_id, beside) = self.host_credential(ctx, name.as_str(), &h.auth, h.credential.as_deref(), h.secret.as_deref(), &h.project).await?;
         let access = HostAccess { ip: h.ip.clone(), port: h.port, ssh_user: h.ssh_user.clone(), auth_type: h.auth.clone(), credential_id };
         let cmd = HostCommand::Register { host_id, name: name.clone(), project_id, access, labels: h.labels.clone() };
         let scope = EventScope::resource("host", host_id).in_project(project_id);
-        self.execute::<Host>(ctx, "host.register", &stream_id_of::<Host>(host_id), &scope, |s| s.decide_clone(&cmd), |_| {
-            json!({ "id": host_id, "name": name, "status": "pending_trust", "credential_id": credential_id })
-        })
-        .await
+        let answer = json!({ "id": host_id, "name": name, "status": "pending_trust", "credential_id": credential_id });
+        self.execute_beside::<Host>(ctx, "host.register", &stream_id_of::<Host>(host_id), &scope, |s| s.decide_clone(&cmd), |_| answer.clone(), &beside).await
     }
 
     /// Changes how a host is reached or its labels (`host:manage`). The pinned
@@ -108,18 +103,16 @@ impl Commands {
         if auth != current.auth_type && patch.credential.is_none() && patch.secret.is_none() {
             return Err(DomainError::validation("auth", format!("switching to {auth} needs its private_key/password or a credential_id")).into());
         }
-        // Everything is checked before a new secret is stored.
-        h.decide(HostCommand::Update { access: access.clone(), labels: labels.clone() })?;
-        access.credential_id = match (&patch.credential, &patch.secret) {
-            (None, None) => current.credential_id,
+        // A new secret is stored in the transaction of host.updated, or not at all.
+        let beside;
+        (access.credential_id, beside) = match (&patch.credential, &patch.secret) {
+            (None, None) => (current.credential_id, Beside::default()),
             (Some(_), Some(_)) => return Err(DomainError::validation("credential_id", "give either credential_id or the private_key/password").into()),
             (credential, secret) => self.host_credential(ctx, name.as_str(), &auth, credential.as_deref(), secret.as_deref(), &h.project_id.expect("host project").to_string()).await?,
         };
         let cmd = HostCommand::Update { access: access.clone(), labels };
-        self.execute::<Host>(ctx, "host.update", &stream_id_of::<Host>(id), &host_scope(&h), |s| s.decide_clone(&cmd), |_| {
-            json!({ "id": id, "name": name, "ip": access.ip, "port": access.port, "ssh_user": access.ssh_user, "auth": access.auth_type, "credential_id": access.credential_id })
-        })
-        .await
+        let answer = json!({ "id": id, "name": name, "ip": access.ip, "port": access.port, "ssh_user": access.ssh_user, "auth": access.auth_type, "credential_id": access.credential_id });
+        self.execute_beside::<Host>(ctx, "host.update", &stream_id_of::<Host>(id), &host_scope(&h), |s| s.decide_clone(&cmd), |_| answer.clone(), &beside).await
     }
 
     /// Removes a host from OpsPilot (`host:manage`); nothing on the machine
@@ -145,8 +138,8 @@ impl Commands {
     }
 
     /// The credential of a host's login: an existing one (id or name), or the
-    /// secret sealed as a new one.
-    async fn host_credential(&self, ctx: &CommandContext, name: &str, auth: &str, credential: Option<&str>, secret: Option<&str>, project: &str) -> Result<Uuid> {
+    /// secret sealed as a new one, to be stored beside the host's event.
+    async fn host_credential(&self, ctx: &CommandContext, name: &str, auth: &str, credential: Option<&str>, secret: Option<&str>, project: &str) -> Result<(Uuid, Beside)> {
         let kind = match auth {
             "key" => "ssh_private_key",
             "password" => "ssh_password",
@@ -158,14 +151,14 @@ impl Commands {
                 if self.vault.get(id).await?.is_none() {
                     return Err(DomainError::validation("credential_id", format!("credential {c} does not exist")).into());
                 }
-                Ok(id)
+                Ok((id, Beside::default()))
             }
             (None, Some(secret)) => {
                 if auth == "key" && !secret.contains("PRIVATE KEY-----") {
                     return Err(DomainError::validation("private_key", "an OpenSSH or PKCS#8 private key in PEM form, without a passphrase").into());
                 }
-                let stored = self.store_credential(ctx, &format!("host-{name}-ssh"), kind, secret, Some(project)).await?;
-                Ok(Uuid::parse_str(stored.result["id"].as_str().unwrap_or_default()).map_err(|_| DomainError::new(ErrorCode::InternalError, "credential id"))?)
+                let prepared = self.prepare_credential(ctx, &format!("host-{name}-ssh"), kind, secret, Some(project)).await?;
+                Ok((prepared.id, prepared.beside()?))
             }
             _ => Err(DomainError::validation("credential_id", "give either credential_id or the private_key/password").into()),
         }

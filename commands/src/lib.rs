@@ -22,7 +22,7 @@ pub mod scheduler;
 use opspilot_domain::rbac::Permission;
 use opspilot_domain::{Aggregate, DomainError, DomainEvent, ErrorCode, EventScope};
 use opspilot_eventstore::{
-    AppendOutcome, EventStore, ExpectedVersion, IdempotencyRecord, MasterKey, NewEvent, StoreError, Vault,
+    AppendOutcome, EventStore, ExpectedVersion, IdempotencyRecord, MasterKey, NewEvent, StoreError, StreamAppend, Vault,
 };
 use serde_json::Value;
 use uuid::Uuid;
@@ -166,13 +166,15 @@ impl Commands {
         decide: impl Fn(&A) -> std::result::Result<Vec<A::Event>, DomainError>,
         answer: impl Fn(&[A::Event]) -> Value,
     ) -> Result<Handled> {
-        self.execute_sealing::<A>(ctx, command_name, stream, scope, decide, answer, &[]).await
+        self.execute_beside::<A>(ctx, command_name, stream, scope, decide, answer, &Beside::default()).await
     }
 
-    /// Like [`Commands::execute`], storing `secrets` in the transaction that
-    /// appends the events: a refused or repeated command stores none.
+    /// Like [`Commands::execute`], appending `beside` (new streams and the
+    /// secrets they announce) in the same transaction, before the command's
+    /// own events: all of it is stored, or nothing; a refused or repeated
+    /// command stores none of it.
     #[allow(clippy::too_many_arguments)]
-    pub async fn execute_sealing<A: Aggregate>(
+    pub async fn execute_beside<A: Aggregate>(
         &self,
         ctx: &CommandContext,
         command_name: &str,
@@ -180,7 +182,7 @@ impl Commands {
         scope: &EventScope,
         decide: impl Fn(&A) -> std::result::Result<Vec<A::Event>, DomainError>,
         answer: impl Fn(&[A::Event]) -> Value,
-        secrets: &[opspilot_eventstore::SealedSecret],
+        beside: &Beside,
     ) -> Result<Handled> {
         let idem_key = ctx.idempotency_key.as_ref().map(|k| format!("{}:{command_name}:{k}", ctx.actor_id()));
         if let Some(key) = &idem_key {
@@ -196,7 +198,10 @@ impl Commands {
             let expected = if version == 0 { ExpectedVersion::NoStream } else { ExpectedVersion::Exact(version) };
             let new_events: Vec<NewEvent> = events.iter().map(|e| new_event(e, scope)).collect();
             let idem = idem_key.as_ref().map(|key| IdempotencyRecord { key: key.clone(), command: command_name.into(), result: result.clone() });
-            match self.store.append_with_secrets(stream, expected, &new_events, &ctx.meta(), idem.as_ref(), secrets).await {
+            let mut appends: Vec<StreamAppend> =
+                beside.streams.iter().map(|(s, events)| StreamAppend { stream_id: s, expected: ExpectedVersion::NoStream, events }).collect();
+            appends.push(StreamAppend { stream_id: stream, expected, events: &new_events });
+            match self.store.append_streams(&appends, &ctx.meta(), idem.as_ref(), &beside.secrets).await {
                 Ok(AppendOutcome::Appended { last_position, .. }) => return Ok(Handled { result, position: last_position }),
                 Ok(AppendOutcome::AlreadyHandled { result, position }) => return Ok(Handled { result, position }),
                 Err(StoreError::Conflict { .. }) if attempt < CONFLICT_RETRIES => attempt += 1,
@@ -238,7 +243,16 @@ impl Commands {
     }
 }
 
-fn new_event<E: DomainEvent>(e: &E, scope: &EventScope) -> NewEvent {
+/// What a command appends beside its own stream, in its transaction: the
+/// events of new streams (e.g. the credential a host registration seals) and
+/// the secrets they announce.
+#[derive(Debug, Default)]
+pub struct Beside {
+    pub streams: Vec<(String, Vec<NewEvent>)>,
+    pub secrets: Vec<opspilot_eventstore::SealedSecret>,
+}
+
+pub(crate) fn new_event<E: DomainEvent>(e: &E, scope: &EventScope) -> NewEvent {
     let (action, detail) = e.to_parts();
     NewEvent {
         event_id: Uuid::new_v4(),

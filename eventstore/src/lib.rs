@@ -11,7 +11,7 @@ pub mod vault;
 
 pub use db::{migrate, pool};
 pub use deadpool_postgres::Pool;
-pub use store::{AppendOutcome, ChainReport, EventMeta, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, RecordedEvent};
+pub use store::{AppendOutcome, ChainReport, EventMeta, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, RecordedEvent, StreamAppend};
 pub use vault::{MasterKey, SealedSecret, Vault};
 
 /// What can go wrong at the storage edge.

@@ -37,6 +37,14 @@ pub struct NewEvent {
     pub detail: Value,
 }
 
+/// One stream's part of an append ([`EventStore::append_streams`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StreamAppend<'a> {
+    pub stream_id: &'a str,
+    pub expected: ExpectedVersion,
+    pub events: &'a [NewEvent],
+}
+
 /// Who, from where, when and why — shared by the events of one append.
 #[derive(Debug, Clone)]
 pub struct EventMeta {
@@ -147,6 +155,34 @@ fn raw_row(row: &Row) -> RawRow {
     }
 }
 
+/// The stored form of `ev` at `position`, before its hash is known.
+fn recorded(position: i64, stream_id: &str, stream_version: i64, ev: &NewEvent, meta: &EventMeta, occurred_at: DateTime<Utc>) -> RecordedEvent {
+    RecordedEvent {
+        position,
+        event_id: ev.event_id,
+        stream_id: stream_id.to_string(),
+        stream_version,
+        domain: ev.action.split('.').next().unwrap_or_default().to_string(),
+        action: ev.action.clone(),
+        schema_version: ev.schema_version,
+        resource_type: ev.scope.resource_type.clone(),
+        resource_id: ev.scope.resource_id.clone(),
+        environment_id: ev.scope.environment_id.clone(),
+        project_id: ev.scope.project_id.clone(),
+        team_id: ev.scope.team_id.clone(),
+        actor_id: meta.actor_id.clone(),
+        actor_type: meta.actor_type.as_str().to_string(),
+        source: meta.source.as_str().to_string(),
+        status: ev.status.as_str().to_string(),
+        severity: ev.severity.as_str().to_string(),
+        occurred_at,
+        correlation_id: meta.correlation_id,
+        causation_id: meta.causation_id,
+        detail: ev.detail.clone(),
+        hash: String::new(),
+    }
+}
+
 fn upcast(mut e: RecordedEvent) -> RecordedEvent {
     let (v, d) = opspilot_domain::upcast::upcast(&e.action, e.schema_version, std::mem::take(&mut e.detail));
     e.schema_version = v;
@@ -225,6 +261,20 @@ impl EventStore {
         idempotency: Option<&IdempotencyRecord>,
         secrets: &[crate::vault::SealedSecret],
     ) -> Result<AppendOutcome, StoreError> {
+        self.append_streams(&[StreamAppend { stream_id, expected, events }], meta, idempotency, secrets).await
+    }
+
+    /// Appends to several streams in one transaction: every stream's expected
+    /// version is checked, then all events (in the order given) and `secrets`
+    /// are stored together or not at all. The outcome's `stream_version` is
+    /// the last stream's.
+    pub async fn append_streams(
+        &self,
+        appends: &[StreamAppend<'_>],
+        meta: &EventMeta,
+        idempotency: Option<&IdempotencyRecord>,
+        secrets: &[crate::vault::SealedSecret],
+    ) -> Result<AppendOutcome, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // The head row lock serializes appends: positions are gapless and commit in order.
@@ -238,60 +288,42 @@ impl EventStore {
             }
         }
 
-        let current: i64 = tx
-            .query_one("SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", &[&stream_id])
-            .await?
-            .get(0);
-        let ok = match expected {
-            ExpectedVersion::Any => true,
-            ExpectedVersion::NoStream => current == 0,
-            ExpectedVersion::Exact(v) => current == v,
-        };
-        if !ok {
-            return Err(StoreError::Conflict { stream_id: stream_id.to_string(), expected, actual: current });
+        let mut currents = Vec::with_capacity(appends.len());
+        for a in appends {
+            let current: i64 = tx
+                .query_one("SELECT coalesce(max(stream_version), 0) FROM events WHERE stream_id = $1", &[&a.stream_id])
+                .await?
+                .get(0);
+            let ok = match a.expected {
+                ExpectedVersion::Any => true,
+                ExpectedVersion::NoStream => current == 0,
+                ExpectedVersion::Exact(v) => current == v,
+            };
+            if !ok {
+                return Err(StoreError::Conflict { stream_id: a.stream_id.to_string(), expected: a.expected, actual: current });
+            }
+            currents.push(current);
         }
-        if events.is_empty() {
-            return Ok(AppendOutcome::Appended { first_position: position, last_position: position, stream_version: current });
+        let last_version = currents.last().copied().unwrap_or(0);
+        if appends.iter().all(|a| a.events.is_empty()) {
+            return Ok(AppendOutcome::Appended { first_position: position, last_position: position, stream_version: last_version });
         }
 
         let occurred_at = to_micros(meta.occurred_at);
         let first_position = position + 1;
-        let mut rows: Vec<(RecordedEvent, Vec<u8>, Vec<u8>)> = Vec::with_capacity(events.len());
-        for (i, ev) in events.iter().enumerate() {
-            position += 1;
-            let domain = ev.action.split('.').next().unwrap_or_default().to_string();
-            let e = RecordedEvent {
-                position,
-                event_id: ev.event_id,
-                stream_id: stream_id.to_string(),
-                stream_version: current + 1 + i as i64,
-                domain,
-                action: ev.action.clone(),
-                schema_version: ev.schema_version,
-                resource_type: ev.scope.resource_type.clone(),
-                resource_id: ev.scope.resource_id.clone(),
-                environment_id: ev.scope.environment_id.clone(),
-                project_id: ev.scope.project_id.clone(),
-                team_id: ev.scope.team_id.clone(),
-                actor_id: meta.actor_id.clone(),
-                actor_type: meta.actor_type.as_str().to_string(),
-                source: meta.source.as_str().to_string(),
-                status: ev.status.as_str().to_string(),
-                severity: ev.severity.as_str().to_string(),
-                occurred_at,
-                correlation_id: meta.correlation_id,
-                causation_id: meta.causation_id,
-                detail: ev.detail.clone(),
-                hash: String::new(),
-            };
-            let hash = chain_hash(&prev_hash, &e);
-            rows.push((e, std::mem::replace(&mut prev_hash, hash.clone()), hash));
+        let mut rows: Vec<(RecordedEvent, Vec<u8>, Vec<u8>)> = Vec::new();
+        for (a, current) in appends.iter().zip(&currents) {
+            for (i, ev) in a.events.iter().enumerate() {
+                position += 1;
+                let e = recorded(position, a.stream_id, current + 1 + i as i64, ev, meta, occurred_at);
+                let hash = chain_hash(&prev_hash, &e);
+                rows.push((e, std::mem::replace(&mut prev_hash, hash.clone()), hash));
+            }
         }
         insert_rows(&tx, &rows).await?;
         for secret in secrets {
             secret.insert(&tx).await?;
         }
-        let last_version = current + events.len() as i64;
         tx.execute("UPDATE event_log_head SET position = $1, hash = $2 WHERE id", &[&position, &prev_hash]).await?;
         if let Some(idem) = idempotency {
             tx.execute(
@@ -302,7 +334,8 @@ impl EventStore {
         }
         tx.execute("SELECT pg_notify($1, $2)", &[&NOTIFY_CHANNEL, &position.to_string()]).await?;
         tx.commit().await?;
-        Ok(AppendOutcome::Appended { first_position, last_position: position, stream_version: last_version })
+        let stream_version = last_version + appends.last().map_or(0, |a| a.events.len() as i64);
+        Ok(AppendOutcome::Appended { first_position, last_position: position, stream_version })
     }
 
     /// All events of a stream, in order, upcast.

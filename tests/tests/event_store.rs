@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use opspilot_domain::{ActorType, EventScope, EventStatus, Severity, Source};
-use opspilot_eventstore::{AppendOutcome, EventMeta, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, StoreError};
+use opspilot_eventstore::{AppendOutcome, EventMeta, EventStore, ExpectedVersion, IdempotencyRecord, NewEvent, StoreError, StreamAppend};
 use opspilot_tests::{spawn_app, TestDb};
 use rand::Rng;
 use serde_json::json;
@@ -58,6 +58,28 @@ async fn appends_are_atomic_and_versioned_and_a_stale_writer_gets_a_conflict() {
     assert_eq!(read.iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2]);
     assert_eq!(read[0].domain, "thing");
     assert_eq!(read[0].detail["nested"]["a"][0], 1.5);
+}
+
+#[tokio::test]
+async fn an_append_to_several_streams_keeps_all_or_none_of_them() {
+    let db = TestDb::new().await;
+    let s = store(&db).await;
+    s.append("thing-2", ExpectedVersion::NoStream, &[event("thing.made", 1)], &meta(), None).await.unwrap();
+    // The second stream is stale: the first one is not created either.
+    let a = [event("thing.made", 2)];
+    let b = [event("thing.changed", 3)];
+    let stale = [StreamAppend { stream_id: "thing-1", expected: ExpectedVersion::NoStream, events: &a }, StreamAppend { stream_id: "thing-2", expected: ExpectedVersion::NoStream, events: &b }];
+    let err = s.append_streams(&stale, &meta(), None, &[]).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Conflict { stream_id, .. } if stream_id == "thing-2"), "{err:?}");
+    assert_eq!(s.head().await.unwrap(), 1);
+    assert!(s.read_stream("thing-1").await.unwrap().is_empty());
+
+    let fresh = [StreamAppend { stream_id: "thing-1", expected: ExpectedVersion::NoStream, events: &a }, StreamAppend { stream_id: "thing-2", expected: ExpectedVersion::Exact(1), events: &b }];
+    let out = s.append_streams(&fresh, &meta(), None, &[]).await.unwrap();
+    assert_eq!(out, AppendOutcome::Appended { first_position: 2, last_position: 3, stream_version: 2 });
+    assert_eq!(s.read_stream("thing-1").await.unwrap()[0].position, 2);
+    assert_eq!(s.read_stream("thing-2").await.unwrap().iter().map(|e| e.stream_version).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(s.verify_chain().await.unwrap().broken_at, None);
 }
 
 #[tokio::test]

@@ -282,6 +282,39 @@ async fn a_secret_is_stored_in_the_transaction_of_its_event_so_a_repeat_or_refus
 }
 
 #[tokio::test]
+async fn a_host_registered_with_its_secret_stores_both_in_one_transaction_and_a_refused_one_neither() {
+    let app = opspilot_tests::spawn_app().await;
+    app.demo_users().await;
+    let admin = app.admin().await;
+    let body = json!({ "name": "h-once", "project_id": "proj-alpha", "ip": "127.0.0.1", "port": 22, "ssh_user": "ops", "auth": "password", "password": "pw" });
+    let before = footprint(&app).await;
+    let first = app.rest("POST", "/api/v1/hosts", Some(&admin), Some(body.clone())).await;
+    assert_eq!(first.data()["status"], "pending_trust", "{:?}", first.body);
+    assert_eq!(footprint(&app).await, (before.0 + 2, before.1 + 1), "credential.stored, host.registered and one sealed secret");
+    let c = app.db.client().await;
+    let rows = c.query("SELECT action, position, correlation_id FROM events ORDER BY position DESC LIMIT 2", &[]).await.unwrap();
+    let (newest, older) = (&rows[0], &rows[1]);
+    assert_eq!((older.get::<_, String>(0).as_str(), newest.get::<_, String>(0).as_str()), ("credential.stored", "host.registered"));
+    assert_eq!(newest.get::<_, i64>(1), older.get::<_, i64>(1) + 1);
+    assert_eq!(newest.get::<_, uuid::Uuid>(2), older.get::<_, uuid::Uuid>(2), "one command, one append");
+
+    // The same name again, with a new secret: refused, and the secret is not kept.
+    let after = footprint(&app).await;
+    let again = app.rest("POST", "/api/v1/hosts", Some(&admin), Some(json!({ "name": "h-once", "project_id": "proj-alpha", "ip": "127.0.0.2", "port": 22, "ssh_user": "ops", "auth": "password", "password": "other" }))).await;
+    assert!(again.status >= 400, "{:?}", again.body);
+    assert_eq!(footprint(&app).await, after);
+
+    // A new secret on update lands with host.updated, or (refused) not at all.
+    let id = first.data()["id"].as_str().unwrap().to_string();
+    let bad = app.rest("PATCH", &format!("/api/v1/hosts/{id}"), Some(&admin), Some(json!({ "auth": "key", "private_key": "not a key" }))).await;
+    assert_eq!(bad.error_key(), "validation_error", "{:?}", bad.body);
+    assert_eq!(footprint(&app).await, after);
+    let ok = app.rest("PATCH", &format!("/api/v1/hosts/{id}"), Some(&admin), Some(json!({ "password": "rotated" }))).await;
+    assert_ne!(ok.data()["credential_id"], first.data()["credential_id"], "{:?}", ok.body);
+    assert_eq!(footprint(&app).await, (after.0 + 2, after.1 + 1));
+}
+
+#[tokio::test]
 async fn a_deep_document_over_the_websocket_is_refused_and_the_server_keeps_answering() {
     use futures::SinkExt;
     let app = opspilot_tests::spawn_app().await;
