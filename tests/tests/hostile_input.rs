@@ -136,6 +136,13 @@ async fn rest_rejections_are_dictionary_envelopes() {
     for t in ["forged", "Bearer x", &"a".repeat(5000)] {
         assert_eq!(app.rest("GET", "/api/v1/auth/me", Some(t), None).await.error_key(), "unauthenticated");
     }
+    // A real token past its expiry is refused on both surfaces.
+    let expiring = app.login("admin", opspilot_tests::ADMIN_PASSWORD).await;
+    assert_eq!(app.rest("GET", "/api/v1/auth/me", Some(&expiring), None).await.status, 200);
+    app.db.client().await.execute("UPDATE auth_tokens SET expires_at = now() - interval '1 second' WHERE expires_at IS NOT NULL", &[]).await.unwrap();
+    assert_eq!(app.rest("GET", "/api/v1/auth/me", Some(&expiring), None).await.error_key(), "unauthenticated");
+    assert_eq!(gql_error_key(&app.gql(Some(&expiring), "{ me { id } }", json!({})).await), "unauthenticated");
+    let admin = app.admin().await;
     // Traversal strings in ids: not found or refused, never a storage failure.
     for id in ["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "a%00b", "'%20OR%201=1--"] {
         for path in [format!("/api/v1/hosts/{id}"), format!("/api/v1/clusters/{id}"), format!("/api/v1/environments/{id}"), format!("/api/v1/approvals/inbox/{id}")] {
@@ -377,6 +384,15 @@ async fn every_route_refuses_nul_in_its_path_and_body_and_changes_nothing() {
             let a = app.rest(method, &path, Some(&admin), None).await;
             assert_eq!((a.status, a.error_key()), (422, "validation_error"), "{method} {path}: {:?}", a.body);
             assert!(a.body["data"]["detail"].as_str().unwrap().contains("control character"), "{method} {path}: {:?}", a.body);
+            // Traversal and injection strings in an id: a dictionary refusal (or, for a list under
+            // a parent that does not exist, an empty list), never a storage failure.
+            for id in ["..%2F..%2Fetc%2Fpasswd", "%2e%2e", "'%20OR%201=1--", "%24(id)"] {
+                let path = format!("/api/v1{}", route.replace("{}", id));
+                let a = app.rest(method, &path, Some(&admin), None).await;
+                let refused = a.status >= 400 && a.body["data"]["error_key"].is_string();
+                let empty = a.status == 200 && *method == "GET" && a.body["data"]["total"] == 0;
+                assert!(a.status < 500 && (refused || empty), "{method} {path}: {:?}", a.body);
+            }
         }
         if *method != "GET" && *method != "DELETE" {
             let path = format!("/api/v1{}", route.replace("{}", "00000000-0000-0000-0000-000000000000"));
