@@ -2,6 +2,7 @@
 //! they record, the error dictionary and RBAC. Nothing here does I/O, reads a
 //! clock or draws a random number: time and ids arrive inside commands.
 
+pub mod ai;
 pub mod approval;
 pub mod catalog;
 pub mod cluster;
