@@ -13,6 +13,7 @@
 
 use uuid::Uuid;
 
+use crate::ai::session::AiSessionEvent;
 use crate::approval::{ApprovalEvent, ScopeType, TicketBinding};
 use crate::environment::{EnvironmentCommand, EnvironmentEvent};
 use crate::error::{DomainError, ErrorCode};
@@ -26,6 +27,18 @@ pub enum Trigger<'a> {
     /// A release event at its stream version.
     Release { event: &'a ReleaseEvent, stream_version: i64 },
     Environment { event: &'a EnvironmentEvent },
+    AiSession { event: &'a AiSessionEvent },
+}
+
+/// What an AI session following a release hears about it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    /// A ticket raised for the release was decided (or waits).
+    Ticket { ticket: String, status: &'static str, comment: Option<String> },
+    /// The release waits for a ticket (an apply or rollback that needs one).
+    PendingApproval { ticket: String },
+    /// The release reached a status a user waits for.
+    Release { status: &'static str, error_key: Option<String>, summary: Option<String> },
 }
 
 /// A step that follows from an event.
@@ -42,6 +55,10 @@ pub enum FollowUp {
     RunInstallTask { environment_id: Uuid, task_id: Uuid },
     /// Stop the install task's hooks now.
     StopInstallTask { task_id: Uuid },
+    /// From now on, tell the session what happens to the release.
+    FollowRelease { session_id: Uuid, release_id: Uuid },
+    /// Tell the sessions following the release.
+    TellSessions { release_id: Uuid, observation: Observation },
 }
 
 /// The follow-ups of one event. An event that asks for nothing answers an
@@ -51,6 +68,17 @@ pub fn react(trigger: Trigger<'_>) -> Result<Vec<FollowUp>, DomainError> {
         Trigger::Ticket { event, environment_id } => ticket(event, environment_id),
         Trigger::Release { event, stream_version } => Ok(release(event, stream_version)),
         Trigger::Environment { event } => Ok(environment(event)),
+        Trigger::AiSession { event } => Ok(ai_session(event)),
+    }
+}
+
+fn ai_session(event: &AiSessionEvent) -> Vec<FollowUp> {
+    match event {
+        AiSessionEvent::PreviewResult { session_id, release_id: Some(release_id), ok: true, .. }
+        | AiSessionEvent::ApplyRequested { session_id, release_id: Some(release_id), .. } => {
+            vec![FollowUp::FollowRelease { session_id: *session_id, release_id: *release_id }]
+        }
+        _ => vec![],
     }
 }
 
@@ -78,13 +106,20 @@ fn ticket(event: &ApprovalEvent, environment_id: Option<Uuid>) -> Result<Vec<Fol
     match binding.scope_type {
         ScopeType::Release => {
             let release_id = scope_uuid(binding)?;
+            let (status, said) = match &decision {
+                Decision::Approved { .. } => ("approved", None),
+                Decision::Rejected { comment, .. } => ("rejected", (*comment).clone()),
+                Decision::Expired => ("expired", None),
+                Decision::Cancelled { comment } => ("cancelled", (*comment).clone()),
+            };
+            let tell = FollowUp::TellSessions { release_id, observation: Observation::Ticket { ticket: ticket.clone(), status, comment: said } };
             let command = match decision {
                 Decision::Approved { by } => ReleaseCommand::Approve { ticket, by },
                 Decision::Rejected { by, comment } => ReleaseCommand::Reject { ticket, by, comment: comment.clone() },
                 Decision::Expired => ReleaseCommand::ExpireApproval { ticket },
                 Decision::Cancelled { comment } => ReleaseCommand::Cancel { reason: comment.clone() },
             };
-            Ok(vec![FollowUp::Release { release_id, command }])
+            Ok(vec![FollowUp::Release { release_id, command }, tell])
         }
         ScopeType::Install => {
             let environment_id = environment_id
@@ -117,20 +152,29 @@ fn scope_uuid(binding: &TicketBinding) -> Result<Uuid, DomainError> {
 }
 
 fn release(event: &ReleaseEvent, stream_version: i64) -> Vec<FollowUp> {
+    let tell = |release_id: Uuid, observation: Observation| FollowUp::TellSessions { release_id, observation };
+    let status = |release: &crate::release::ReleaseRef, status: &'static str, error_key: Option<&str>, summary: Option<&str>| {
+        tell(release.release_id, Observation::Release { status, error_key: error_key.map(String::from), summary: summary.map(String::from) })
+    };
     match event {
-        ReleaseEvent::Applying { release, .. } => vec![FollowUp::ExecuteRelease { release_id: release.release_id, execution: stream_version }],
+        ReleaseEvent::Applying { release, operation, .. } => vec![
+            FollowUp::ExecuteRelease { release_id: release.release_id, execution: stream_version },
+            status(release, if *operation == crate::release::Operation::Rollback { "rolling_back" } else { "applying" }, None, None),
+        ],
+        ReleaseEvent::PendingApproval { release, approval_ticket, .. } => {
+            vec![tell(release.release_id, Observation::PendingApproval { ticket: approval_ticket.clone() })]
+        }
+        ReleaseEvent::Applied { release, summary } => vec![status(release, "applied", None, Some(summary))],
+        ReleaseEvent::Failed { release, error_key, summary, .. } => vec![status(release, "failed", Some(error_key), Some(summary))],
+        ReleaseEvent::Rejected { release, .. } => vec![status(release, "rejected", None, None)],
+        ReleaseEvent::RollbackCompleted { release, summary, .. } => vec![status(release, "rolled_back", None, Some(summary))],
+        ReleaseEvent::RollbackFailed { release, error_key, summary, .. } => vec![status(release, "rollback_failed", Some(error_key), Some(summary))],
         ReleaseEvent::DraftCreated { .. }
         | ReleaseEvent::Previewed { .. }
         | ReleaseEvent::PreviewFailed { .. }
         | ReleaseEvent::ApplyRequested { .. }
-        | ReleaseEvent::PendingApproval { .. }
         | ReleaseEvent::Approved { .. }
-        | ReleaseEvent::Rejected { .. }
-        | ReleaseEvent::Applied { .. }
-        | ReleaseEvent::Failed { .. }
-        | ReleaseEvent::RollbackRequested { .. }
-        | ReleaseEvent::RollbackCompleted { .. }
-        | ReleaseEvent::RollbackFailed { .. } => vec![],
+        | ReleaseEvent::RollbackRequested { .. } => vec![],
     }
 }
 
@@ -182,7 +226,7 @@ mod tests {
     #[test]
     fn an_approved_release_ticket_approves_its_release() {
         let f = react(Trigger::Ticket { event: &approved(ScopeType::Release, RELEASE), environment_id: None }).unwrap();
-        assert!(matches!(&f[..], [FollowUp::Release { release_id: RELEASE, command: ReleaseCommand::Approve { by: APPROVER, .. } }]), "{f:?}");
+        assert!(matches!(&f[..], [FollowUp::Release { release_id: RELEASE, command: ReleaseCommand::Approve { by: APPROVER, .. } }, FollowUp::TellSessions { release_id: RELEASE, observation: Observation::Ticket { status: "approved", .. } }]), "{f:?}");
     }
 
     #[test]
@@ -216,8 +260,10 @@ mod tests {
         };
         let applying = ReleaseEvent::Applying { release: r.clone(), operation: crate::release::Operation::Apply, approval_ticket: None, target_artifact_release_id: None };
         let f = react(Trigger::Release { event: &applying, stream_version: 6 }).unwrap();
-        assert!(matches!(&f[..], [FollowUp::ExecuteRelease { release_id: RELEASE, execution: 6 }]), "{f:?}");
+        assert!(matches!(&f[..], [FollowUp::ExecuteRelease { release_id: RELEASE, execution: 6 }, FollowUp::TellSessions { .. }]), "{f:?}");
+        // An outcome only tells the sessions following the release.
         let applied = ReleaseEvent::Applied { release: r, summary: String::new() };
-        assert!(react(Trigger::Release { event: &applied, stream_version: 7 }).unwrap().is_empty());
+        let f = react(Trigger::Release { event: &applied, stream_version: 7 }).unwrap();
+        assert!(matches!(&f[..], [FollowUp::TellSessions { observation: Observation::Release { status: "applied", .. }, .. }]), "{f:?}");
     }
 }

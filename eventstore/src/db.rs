@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (5, "inbox_and_releases", include_str!("../../migrations/0005_inbox_and_releases.sql")),
     (6, "environments", include_str!("../../migrations/0006_environments.sql")),
     (7, "timelines_and_follow_ups", include_str!("../../migrations/0007_timelines_and_follow_ups.sql")),
+    (8, "ai_sessions", include_str!("../../migrations/0008_ai_sessions.sql")),
 ];
 
 /// Builds a pool for `database_url` (a libpq-style URL or key=value string).

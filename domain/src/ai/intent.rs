@@ -88,6 +88,25 @@ pub struct Parsed {
     /// Set when the sentence asks for secret material, which is never shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub guard: Option<&'static str>,
+    /// Every parameter the sentence states, whatever the intent takes.
+    #[serde(skip)]
+    pub stated: Params,
+    /// A bare version token, if any.
+    #[serde(skip)]
+    pub version: Option<String>,
+}
+
+/// The release parameters of a sentence without an intent of its own ("生产",
+/// "svc-a", "镜像改成 v2", "灰度"): an answer to a question, or a change to a draft.
+pub fn parse_fragment(parsed: &Parsed) -> Option<Params> {
+    let s = &parsed.stated;
+    let mut k = Params { service_id: s.service_id.clone(), target_id: s.target_id.clone(), env: s.env.clone(), strategy: s.strategy.clone(), variables: s.variables.clone(), release_id: s.release_id.clone(), ..Params::default() };
+    if k.variables.is_empty() {
+        if let Some(tag) = parsed.version.clone() {
+            k.variables.insert("image_tag".into(), tag);
+        }
+    }
+    (k != Params::default()).then_some(k)
 }
 
 /// Normalises environment words: the catalog's canonical values.
@@ -214,6 +233,8 @@ pub fn parse(sentence: &str) -> Parsed {
     if matches!(intent, Intent::Approve | Intent::Reject) {
         p.comment = comment(&text);
     }
+    let stated = p.clone();
+    let version = tokens.iter().find(|t| is_version(t)).cloned();
     let p = keep_for(intent, p);
     let missing = missing(intent, &p);
     let confidence = match (intent, sure) {
@@ -222,7 +243,7 @@ pub fn parse(sentence: &str) -> Parsed {
         (_, true) => 0.75,
         (_, false) => 0.55,
     };
-    Parsed { intent, params: p, missing, confidence, guard }
+    Parsed { intent, params: p, missing, confidence, guard, stated, version }
 }
 
 /// Only the parameters an intent takes.
