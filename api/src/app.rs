@@ -68,7 +68,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     // Follow-ups (decisions handed on, executions, and their resumption
     // after a restart) come from the process manager following the log.
     let follow_ups = opspilot_commands::process_manager::spawn(commands.clone(), wake, Duration::from_millis(500));
-    let state = AppState::new(pool, commands, runner, follow_ups, Arc::new(Metrics::new()), config.login_attempts_per_minute);
+    let state = AppState::new(pool, commands, runner, follow_ups, Arc::new(Metrics::new()), config.login_attempts_per_minute).with_ai_rate(config.ai_messages_per_minute);
     bootstrap_admin(&state, config.admin_password.as_deref()).await?;
     opspilot_commands::scheduler::spawn(state.commands.clone(), Duration::from_millis(config.scheduler_interval_ms.max(50)));
 

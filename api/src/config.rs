@@ -16,6 +16,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
     pub login_attempts_per_minute: u32,
+    /// AI command center messages and confirmations a user may send per minute.
+    pub ai_messages_per_minute: u32,
     pub graphql_max_depth: usize,
     pub graphql_max_complexity: usize,
     /// Introspection without a token, for GraphiQL in development.
@@ -94,6 +96,7 @@ impl Config {
             cors_origins: env("OPSPILOT_CORS_ORIGINS").map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()).unwrap_or_default(),
             body_limit_bytes: env_num("OPSPILOT_BODY_LIMIT_BYTES", 1024 * 1024)?,
             login_attempts_per_minute: env_num("OPSPILOT_LOGIN_ATTEMPTS_PER_MINUTE", 10)?,
+            ai_messages_per_minute: env_num("OPSPILOT_AI_MESSAGES_PER_MINUTE", 30)?,
             graphql_max_depth: env_num("OPSPILOT_GRAPHQL_MAX_DEPTH", 12)?,
             graphql_max_complexity: env_num("OPSPILOT_GRAPHQL_MAX_COMPLEXITY", 1000)?,
             graphql_public_schema: env("OPSPILOT_GRAPHQL_PUBLIC_SCHEMA").is_some_and(|v| v == "true"),
@@ -121,6 +124,7 @@ impl Config {
             cors_origins: vec![],
             body_limit_bytes: 1024 * 1024,
             login_attempts_per_minute: 10,
+            ai_messages_per_minute: 30,
             graphql_max_depth: 12,
             graphql_max_complexity: 1000,
             graphql_public_schema: false,

@@ -14,6 +14,7 @@ mod graphql_edge;
 mod ops;
 
 mod accounts;
+mod ai;
 mod audit;
 mod catalog;
 mod clusters;

@@ -60,6 +60,22 @@ enum Command {
         #[command(subcommand)]
         command: bundle_cli::BundleCommand,
     },
+    /// The AI command center's intent engine (no database).
+    Ai {
+        #[command(subcommand)]
+        command: AiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AiCommand {
+    /// Print a sentence's intent, params (API names), missing params and confidence as JSON.
+    Parse {
+        sentence: String,
+        /// zh-CN or en: how the answer would be worded; both languages are always understood.
+        #[arg(long)]
+        lang: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,6 +198,12 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Schema => print!("{}", opspilot_api::schema::sdl()),
         Command::Bundle { command } => std::process::exit(bundle_cli::run(command)),
+        Command::Ai { command: AiCommand::Parse { sentence, lang } } => {
+            if let Some(l) = lang.as_deref() {
+                opspilot_domain::ai::session::SessionLang::parse(l).map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+            }
+            println!("{}", serde_json::to_string_pretty(&opspilot_domain::ai::intent::parse(&sentence))?);
+        }
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 use axum::Router;
 
 use crate::edge::AppState;
-use crate::{accounts, audit, catalog, clusters, environments, hosts, inbox, releases};
+use crate::{accounts, ai, audit, catalog, clusters, environments, hosts, inbox, releases};
 
 /// The schema type.
 pub type OpsSchema = Schema<Query, Mutation, Subscription>;
@@ -15,6 +15,7 @@ pub type OpsSchema = Schema<Query, Mutation, Subscription>;
 #[derive(MergedObject, Default)]
 pub struct Query(
     accounts::AccountQuery,
+    ai::AiQuery,
     audit::AuditQueryRoot,
     catalog::CatalogQuery,
     clusters::ClusterQuery,
@@ -28,6 +29,7 @@ pub struct Query(
 #[derive(MergedObject, Default)]
 pub struct Mutation(
     accounts::AccountMutation,
+    ai::AiMutation,
     catalog::CatalogMutation,
     clusters::ClusterMutation,
     releases::ReleaseMutation,
@@ -38,7 +40,7 @@ pub struct Mutation(
 
 /// The subscription root.
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(audit::AuditSubscription, releases::ReleaseSubscription, inbox::InboxSubscription, environments::EnvironmentSubscription);
+pub struct Subscription(audit::AuditSubscription, ai::AiSubscription, releases::ReleaseSubscription, inbox::InboxSubscription, environments::EnvironmentSubscription);
 
 /// Builds the schema with the depth and complexity guards.
 pub fn schema(max_depth: usize, max_complexity: usize) -> OpsSchema {
@@ -54,6 +56,7 @@ pub fn sdl() -> String {
 pub fn rest() -> Router<AppState> {
     Router::new()
         .merge(accounts::routes())
+        .merge(ai::routes())
         .merge(audit::routes())
         .merge(catalog::routes())
         .merge(clusters::routes())

@@ -31,6 +31,8 @@ pub struct AppState {
     pub follow_ups: FollowUps,
     pub metrics: Arc<Metrics>,
     pub login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// AI command center messages per user.
+    pub ai_limiter: Arc<DefaultKeyedRateLimiter<uuid::Uuid>>,
 }
 
 /// How long a mutation waits for its effect to reach the read models.
@@ -48,7 +50,15 @@ impl AppState {
             follow_ups,
             metrics,
             login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+            ai_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(NonZeroU32::new(30).expect("non-zero")))),
         }
+    }
+
+    /// Sets how many AI messages a user may send per minute.
+    pub fn with_ai_rate(mut self, per_minute: u32) -> Self {
+        let n = NonZeroU32::new(per_minute.max(1)).expect("max(1) is non-zero");
+        self.ai_limiter = Arc::new(RateLimiter::keyed(Quota::per_minute(n)));
+        self
     }
 
     /// Refuses with `rate_limited` when this client or this username tried too often.

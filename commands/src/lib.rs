@@ -3,6 +3,7 @@
 //! on a version conflict (safe, because deciding again on fresh state is pure)
 //! and answering a repeated idempotency key with the first result.
 
+pub mod ai;
 pub mod approvals;
 pub mod auth;
 pub mod catalog;

@@ -13,12 +13,17 @@
 //! them, and an execution acts only while its release or task still asks for
 //! it (see `run_release_execution`, `run_install`).
 //!
+//! AI sessions are followed the same way: a session's preview or
+//! confirmation makes it follow that release, and the release's and its
+//! tickets' later events are appended to the session (see `ai::follow`).
+//!
 //! One process runs one follower; the checkpoint row is where a later lease
 //! across replicas goes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use opspilot_domain::ai::session::{AiSession, AiSessionEvent};
 use opspilot_domain::approval::ApprovalEvent;
 use opspilot_domain::environment::{Environment, EnvironmentEvent};
 use opspilot_domain::policy::{self, FollowUp, Trigger};
@@ -152,6 +157,7 @@ impl Follower {
             }
             Parsed::Release(event) => policy::react(Trigger::Release { event: &event, stream_version: e.stream_version }),
             Parsed::Environment(event) => policy::react(Trigger::Environment { event: &event }),
+            Parsed::AiSession(event) => policy::react(Trigger::AiSession { event: &event }),
             Parsed::Nothing => Ok(vec![]),
         };
         let follow_ups = match follow_ups {
@@ -213,6 +219,8 @@ impl Follower {
                 self.run_in_background(e.position, span, async move { me.run_install(environment_id, task_id).await });
             }
             FollowUp::StopInstallTask { task_id } => c.stop_install_task(task_id),
+            FollowUp::FollowRelease { session_id, release_id } => c.follow_release(session_id, release_id).await?,
+            FollowUp::TellSessions { release_id, observation } => c.tell_sessions(e, release_id, &observation).await?,
         }
         Ok(())
     }
@@ -237,6 +245,7 @@ enum Parsed {
     Ticket(ApprovalEvent),
     Release(ReleaseEvent),
     Environment(EnvironmentEvent),
+    AiSession(AiSessionEvent),
     Nothing,
 }
 
@@ -249,6 +258,8 @@ fn trigger_of(e: &RecordedEvent) -> Parsed {
         ReleaseEvent::from_parts(&e.action, &e.detail).map(Parsed::Release)
     } else if of(Environment::KIND) {
         EnvironmentEvent::from_parts(&e.action, &e.detail).map(Parsed::Environment)
+    } else if of(AiSession::KIND) {
+        AiSessionEvent::from_parts(&e.action, &e.detail).map(Parsed::AiSession)
     } else {
         return Parsed::Nothing;
     };

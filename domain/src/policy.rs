@@ -99,8 +99,16 @@ fn ticket(event: &ApprovalEvent, environment_id: Option<Uuid>) -> Result<Vec<Fol
         ApprovalEvent::Created { .. }
         | ApprovalEvent::Assigned { .. }
         | ApprovalEvent::Viewed { .. }
-        | ApprovalEvent::Commented { .. }
-        | ApprovalEvent::ScopeMismatch { .. } => return Ok(vec![]),
+        | ApprovalEvent::Commented { .. } => return Ok(vec![]),
+        // The ticket was presented for another release: its sessions hear it needs a new submission.
+        ApprovalEvent::ScopeMismatch { ticket, binding, .. } => {
+            return Ok(match (binding.scope_type, scope_uuid(binding)) {
+                (ScopeType::Release, Ok(release_id)) => {
+                    vec![FollowUp::TellSessions { release_id, observation: Observation::Ticket { ticket: ticket.clone(), status: "scope_mismatch", comment: None } }]
+                }
+                _ => vec![],
+            })
+        }
     };
     let ticket = ticket.clone();
     match binding.scope_type {

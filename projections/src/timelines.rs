@@ -1,7 +1,7 @@
 //! One timeline per release and per install task: every event that belongs
 //! to it — its own, its execution facts (k8s, compose), and every event of
 //! every ticket raised for it (created, viewed, assigned, commented, decided)
-//! — in log order. The list is the same wherever it is shown: REST, GraphQL
+//! — and the steps of every AI session about it — in log order. The list is the same wherever it is shown: REST, GraphQL
 //! and the live subscription all read [`timeline`] or [`contains`].
 
 use opspilot_domain::rbac::Permission;
@@ -49,6 +49,8 @@ async fn apply(tx: &Transaction<'_>, e: &RecordedEvent) -> Result<(), StoreError
         "deployment_release" => Some((Subject::Release, e.resource_id.clone())),
         "install_task" => Some((Subject::InstallTask, e.resource_id.clone())),
         "environment" => text("task_id").map(|t| (Subject::InstallTask, t)),
+        // An AI session's steps about a release stand beside the release's own.
+        "ai_session" => text("release_id").map(|r| (Subject::Release, r)),
         "approval_ticket" => {
             if e.action == "approval.ticket_created" {
                 if let (Some(subject), Some(id)) = (text("scope_type").as_deref().and_then(ticket_subject), text("scope_id")) {
