@@ -3,6 +3,7 @@
 //! that speaks REST and GraphQL like a user would.
 
 pub mod env;
+pub mod worlds;
 
 use std::net::SocketAddr;
 use std::time::Duration;

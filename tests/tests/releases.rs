@@ -3,33 +3,11 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, PostParams};
-use opspilot_tests::{env, eventually, TestApp, DEMO_PASSWORD};
+use opspilot_tests::{env, eventually, DEMO_PASSWORD};
 use std::time::Duration;
 use serde_json::{json, Value};
 
-const TEMPLATE: &str = r#"apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: {{ service }}
-  labels: { app: {{ service }} }
-spec:
-  replicas: {{ replicas }}
-  selector: { matchLabels: { app: {{ service }} } }
-  template:
-    metadata: { labels: { app: {{ service }} } }
-    spec:
-      nodeSelector: { type: kwok }
-      tolerations: [{ key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule }]
-      containers:
-      - name: app
-        image: registry.invalid/{{ service }}:{{ image_tag }}
-"#;
-
-struct World {
-    app: TestApp,
-    dev: String,
-    namespace: String,
-}
+use opspilot_tests::worlds::{svc_a_on_k8s, SvcAWorld as World, SVC_A_TEMPLATE as TEMPLATE};
 
 /// The seed's world: proj-alpha, team-app, dev_user, an imported cluster,
 /// svc-a (k8s) and target-k8s-prod in a fresh namespace.
@@ -38,23 +16,7 @@ async fn world() -> World {
 }
 
 async fn world_with(change: impl FnOnce(&mut opspilot_api::Config)) -> World {
-    env::shared();
-    let app = opspilot_tests::spawn_app_with(change).await;
-    let (dev, _) = app.demo_users().await;
-    let admin = app.admin().await;
-    let kube = env::kube_admin().await;
-    let namespace = env::fresh_namespace(&kube).await;
-    let kubeconfig = std::fs::read_to_string(env::shared()["k8s"]["adminKubeconfig"].as_str().unwrap()).unwrap();
-    app.rest("POST", "/api/v1/clusters/import/kubeconfig", Some(&admin), Some(json!({ "name": "k8s-prod-platform", "project_id": "proj-alpha", "team_id": "team-app", "kubeconfig": kubeconfig }))).await.data();
-    app.rest("POST", "/api/v1/deploy/services", Some(&admin), Some(json!({
-        "name": "svc-a", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s",
-        "manifest_template": TEMPLATE, "default_variables": { "replicas": "2" }, "risk_level": "high"
-    }))).await.data();
-    app.rest("POST", "/api/v1/deploy/targets", Some(&admin), Some(json!({
-        "name": "target-k8s-prod", "project_id": "proj-alpha", "team_id": "team-app", "runtime_type": "k8s",
-        "env": "production", "cluster_id": "k8s-prod-platform", "namespace": namespace
-    }))).await.data();
-    World { app, dev, namespace }
+    svc_a_on_k8s(change).await
 }
 
 fn preview_body(tag: &str) -> Value {

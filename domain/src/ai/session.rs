@@ -274,7 +274,10 @@ impl Aggregate for AiSession {
                         _ => true,
                     })
                     .collect();
-                out.push(AiSessionEvent::Observed { session_id: id, position });
+                // Nothing new (the session recorded it itself): nothing to remember either.
+                if !out.is_empty() {
+                    out.push(AiSessionEvent::Observed { session_id: id, position });
+                }
                 Ok(out)
             }
         }
