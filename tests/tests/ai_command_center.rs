@@ -181,7 +181,10 @@ async fn a_rejection_reaches_the_session_and_a_rollback_is_confirmed_and_approve
         let required = last_of(&c["events"], "ai.approval_required");
         approve(&w.app, &approver, required["detail"]["approval_ticket"].as_str().unwrap()).await;
         released.push(required["detail"]["release_id"].as_str().unwrap().to_string());
-        eventually(Duration::from_secs(60), async || image(&w).await.as_deref() == Some(&format!("registry.invalid/svc-a:{tag}"))).await;
+        let id = released.last().unwrap().clone();
+        let applied = eventually(Duration::from_secs(60), async || w.app.rest("GET", &format!("/api/v1/deploy/releases/{id}"), Some(&w.dev), None).await.data()["status"] == "applied").await;
+        assert!(applied, "release {tag} applied: {:?}", timeline(&w.app, &w.dev, &id).await);
+        assert_eq!(image(&w).await, Some(format!("registry.invalid/svc-a:{tag}")));
     }
     s.wait_for("ai.release_status_changed", "applied").await;
 

@@ -142,7 +142,7 @@ impl Commands {
         };
         if self.resolution(ctx, s, "release", &d, ask).await? {
             let s = self.own_session(ctx, s.id.expect("session")).await?;
-            self.preview_draft(ctx, &s).await?;
+            Box::pin(self.preview_draft(ctx, &s)).await?;
         }
         Ok(())
     }
@@ -159,7 +159,7 @@ impl Commands {
             strategy: d.strategy.clone(),
             variables: d.variables.clone(),
         };
-        match self.preview_release(ctx, &req).await {
+        match Box::pin(self.preview_release(ctx, &req)).await {
             Ok(h) => {
                 let r = &h.result;
                 let release_id = r["release_id"].as_str().and_then(|x| Uuid::parse_str(x).ok()).expect("a preview names its release");
@@ -195,7 +195,7 @@ impl Commands {
     pub(super) async fn repreview(&self, ctx: &CommandContext, s: &AiSession) -> Result<()> {
         let s = self.own_session(ctx, s.id.expect("session")).await?;
         if s.draft.is_some() {
-            self.preview_draft(ctx, &s).await
+            Box::pin(self.preview_draft(ctx, &s)).await
         } else {
             self.say(ctx, &s, Msg::Ask { what: if zh(&s) { "要发布哪个服务到哪个环境？" } else { "which service, to which environment?" } }, vec![], Value::Null).await.map(drop)
         }
@@ -210,7 +210,7 @@ impl Commands {
             strategy: d.strategy,
             variables: d.variables,
         };
-        match self.apply_release(ctx, &ApplyRequest { preview_ref: Some(reference.to_string()), params }).await {
+        match Box::pin(self.apply_release(ctx, &ApplyRequest { preview_ref: Some(reference.to_string()), params })).await {
             Ok(h) => self.after_submit(ctx, s, release_id, &h.result).await,
             Err(e) => {
                 self.refuse(ctx, s, "apply", &e).await?;
@@ -222,7 +222,7 @@ impl Commands {
                 };
                 if let Some(msg) = branch {
                     self.say(ctx, s, msg, vec![], Value::Null).await?;
-                    self.repreview(ctx, s).await?;
+                    Box::pin(self.repreview(ctx, s)).await?;
                 }
                 Ok(())
             }
@@ -273,7 +273,7 @@ impl Commands {
     }
 
     pub(super) async fn rollback_confirmed(&self, ctx: &CommandContext, s: &AiSession, release_id: Uuid) -> Result<()> {
-        match self.rollback_release(ctx, release_id).await {
+        match Box::pin(self.rollback_release(ctx, release_id)).await {
             Ok(h) => self.after_submit(ctx, s, release_id, &h.result).await,
             Err(e) => self.refuse(ctx, s, "rollback", &e).await.map(drop),
         }
@@ -360,7 +360,7 @@ impl Commands {
         let previewed = match self.visible_environment(ctx, &name).await {
             Ok(env) => {
                 let req = crate::environments::InstallPreviewRequest { action: Some(action.clone()), runtime_type: None, manifest_version: None, install_options: Default::default() };
-                self.preview_install(ctx, &name, req).await.map(|h| (env.id.expect("visible environment"), h))
+                Box::pin(self.preview_install(ctx, &name, req)).await.map(|h| (env.id.expect("visible environment"), h))
             }
             Err(e) => Err(e),
         };
@@ -392,7 +392,7 @@ impl Commands {
     }
 
     pub(super) async fn install_confirmed(&self, ctx: &CommandContext, s: &AiSession, environment_id: Uuid, reference: &str) -> Result<()> {
-        match self.apply_install(ctx, &environment_id.to_string(), Some(reference), true, false).await {
+        match Box::pin(self.apply_install(ctx, &environment_id.to_string(), Some(reference), true, false)).await {
             Ok(h) => {
                 let task = h.result["task_id"].as_str().unwrap_or_default().to_string();
                 self.say(ctx, s, Msg::InstallStarted { task: &task }, vec![], h.result.clone()).await.map(drop)

@@ -125,10 +125,10 @@ impl Commands {
         let s = self.own_session(&ctx, session_id).await?;
         if let Some(p) = s.pending.as_ref().filter(|_| affirmative(message)) {
             let reference = p.reference().to_string();
-            self.confirm_pending(&ctx, &s, &reference).await?;
+            Box::pin(self.confirm_pending(&ctx, &s, &reference)).await?;
         } else {
             let parsed = intent::parse(message);
-            self.act(&ctx, &s, parsed).await?;
+            Box::pin(self.act(&ctx, &s, parsed)).await?;
         }
         self.session_reply(session_id, before).await
     }
@@ -140,7 +140,7 @@ impl Commands {
         let s = self.own_session(ctx, session_id).await?;
         let ctx = Self::ai_ctx(ctx, session_id);
         let before = s.events as i64;
-        self.confirm_pending(&ctx, &s, reference).await?;
+        Box::pin(self.confirm_pending(&ctx, &s, reference)).await?;
         self.session_reply(session_id, before).await
     }
 
@@ -201,14 +201,14 @@ impl Commands {
             Intent::Help => {
                 self.say(ctx, s, Msg::Help, vec![], Value::Null).await?;
             }
-            Intent::Release => self.release_flow(ctx, s, &parsed.params, base).await?,
-            Intent::Rollback => self.rollback_flow(ctx, s, &parsed.params, base).await?,
-            Intent::Status => self.status_flow(ctx, s, &parsed.params).await?,
-            Intent::MyApprovals => self.my_approvals_flow(ctx, s).await?,
-            Intent::Approve | Intent::Reject => self.decide_flow(ctx, s, parsed.intent, &parsed.params).await?,
-            Intent::InstallPreview => self.install_flow(ctx, s, &parsed.params).await?,
-            Intent::Explain => self.explain_flow(ctx, s, &parsed.params).await?,
-            Intent::Cancel => self.cancel_flow(ctx, s, &parsed.params).await?,
+            Intent::Release => Box::pin(self.release_flow(ctx, s, &parsed.params, base)).await?,
+            Intent::Rollback => Box::pin(self.rollback_flow(ctx, s, &parsed.params, base)).await?,
+            Intent::Status => Box::pin(self.status_flow(ctx, s, &parsed.params)).await?,
+            Intent::MyApprovals => Box::pin(self.my_approvals_flow(ctx, s)).await?,
+            Intent::Approve | Intent::Reject => Box::pin(self.decide_flow(ctx, s, parsed.intent, &parsed.params)).await?,
+            Intent::InstallPreview => Box::pin(self.install_flow(ctx, s, &parsed.params)).await?,
+            Intent::Explain => Box::pin(self.explain_flow(ctx, s, &parsed.params)).await?,
+            Intent::Cancel => Box::pin(self.cancel_flow(ctx, s, &parsed.params)).await?,
         }
         Ok(())
     }
@@ -228,14 +228,14 @@ impl Commands {
                 self.refuse(ctx, s, "confirm", &DomainError::new(code, format!("{reference} is not the preview waiting for confirmation")).into()).await?;
                 let msg = if code == ErrorCode::PreviewRequired { Msg::PreviewRequired } else { Msg::PreviewMismatch };
                 self.say(ctx, s, msg, vec![], Value::Null).await?;
-                return self.repreview(ctx, s).await;
+                return Box::pin(self.repreview(ctx, s)).await;
             }
         };
         if let Pending::Release { expires_at, .. } | Pending::Install { expires_at, .. } = &pending {
             if *expires_at <= ctx.now {
                 self.refuse(ctx, s, "confirm", &DomainError::new(ErrorCode::PreviewExpired, format!("{reference} expired at {expires_at}")).into()).await?;
                 self.say(ctx, s, Msg::PreviewExpired, vec![], Value::Null).await?;
-                return self.repreview(ctx, s).await;
+                return Box::pin(self.repreview(ctx, s)).await;
             }
         }
         let release_id = match &pending {
@@ -248,9 +248,9 @@ impl Commands {
         // The apply is idempotent per reference too: a retried confirmation after a crash applies once.
         let actx = CommandContext { idempotency_key: Some(format!("ai:{id}:{reference}")), ..ctx.clone() };
         match pending {
-            Pending::Release { release_id, .. } => self.apply_confirmed(&actx, &s, release_id, reference).await,
-            Pending::Rollback { release_id, .. } => self.rollback_confirmed(&actx, &s, release_id).await,
-            Pending::Install { environment_id, .. } => self.install_confirmed(&actx, &s, environment_id, reference).await,
+            Pending::Release { release_id, .. } => Box::pin(self.apply_confirmed(&actx, &s, release_id, reference)).await,
+            Pending::Rollback { release_id, .. } => Box::pin(self.rollback_confirmed(&actx, &s, release_id)).await,
+            Pending::Install { environment_id, .. } => Box::pin(self.install_confirmed(&actx, &s, environment_id, reference)).await,
         }
     }
 }
