@@ -285,6 +285,35 @@ async fn compose_is_installed_on_a_fresh_host_and_repaired_and_svc_b_is_released
     assert_eq!(failed["detail"]["error_key"], "compose_rollback_failed", "{failed}");
     assert!(page(&ip, 8080).await.is_some_and(|p| p.contains("svc-b v4")), "v4 keeps serving");
 
+    // Seed path 11: the same compose release said to the AI command center —
+    // preview on the host, confirmation, the inbox, compose up; the inbox and
+    // the deployment page show the session's release.
+    let ai = s.app.rest("POST", "/api/v1/ai/sessions", Some(&s.dev), Some(json!({ "lang": "zh-CN" }))).await.data()["session_id"].as_str().unwrap().to_string();
+    let said = s.app.rest("POST", &format!("/api/v1/ai/sessions/{ai}/messages"), Some(&s.dev), Some(json!({ "text": "把 svc-b 发布到生产" }))).await;
+    let said = said.data()["events"].as_array().unwrap().clone();
+    let result = said.iter().find(|e| e["action"] == "ai.preview_result").unwrap_or_else(|| panic!("{said:?}"));
+    assert_eq!(result["detail"]["ok"], true, "{result}");
+    let confirmed = s.app.rest("POST", &format!("/api/v1/ai/sessions/{ai}/messages"), Some(&s.dev), Some(json!({ "text": "确认" }))).await;
+    let required = confirmed.data()["events"].as_array().unwrap().iter().find(|e| e["action"] == "ai.approval_required").cloned().unwrap_or_else(|| panic!("{}", confirmed.body));
+    let (ticket, v5) = (required["detail"]["approval_ticket"].as_str().unwrap().to_string(), required["detail"]["release_id"].as_str().unwrap().to_string());
+    let item = s.app.rest("GET", &format!("/api/v1/approvals/inbox/{ticket}"), Some(&s.approver), None).await;
+    assert_eq!((item.data()["item"]["source"].as_str(), item.data()["item"]["runtime_type"].as_str()), (Some("ai_command_center"), Some("compose")));
+    s.app.rest("POST", &format!("/api/v1/approvals/inbox/{ticket}/approve"), Some(&s.approver), Some(json!({}))).await.data();
+    assert!(eventually(Duration::from_secs(180), async || release_status(&s, &v5).await == "applied").await, "{}", release_status(&s, &v5).await);
+    assert!(eventually(Duration::from_secs(30), async || page(&ip, 8080).await.is_some_and(|p| p.contains("svc-b v1"))).await, "the AI's release serves");
+    let session = s.app.rest("GET", &format!("/api/v1/ai/sessions/{ai}"), Some(&s.dev), None).await;
+    let in_session: Vec<&str> = session.data()["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(eventually(Duration::from_secs(30), async || {
+        let v = s.app.rest("GET", &format!("/api/v1/ai/sessions/{ai}"), Some(&s.dev), None).await;
+        v.data()["events"].as_array().unwrap().iter().any(|e| e["action"] == "ai.timeline_synced" && e["detail"]["status"] == "applied")
+    })
+    .await, "the session hears the compose release ended: {in_session:?}");
+    let timeline = s.app.rest("GET", &format!("/api/v1/deploy/releases/{v5}/timeline"), Some(&s.dev), None).await;
+    let on_page: Vec<&str> = timeline.data()["list"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    for a in ["ai.preview_result", "ai.apply_requested", "compose.up_succeeded", "release.applied", "ai.release_status_changed"] {
+        assert!(on_page.contains(&a), "{a} on the deployment timeline: {on_page:?}");
+    }
+
     // Uninstall: the rollback hooks leave the host fresh.
     on_host(3, "docker rm -f $(docker ps -aq) >/dev/null 2>&1; true");
     let task = s.roll_back_install("env-compose-prod").await;
