@@ -12,3 +12,7 @@ psql "$PG_ADMIN_URL" -qc "CREATE DATABASE opspilot_bench" >/dev/null
 flock -o /var/cache/opspilot-env.lock tests/env/envctl up --hosts 4
 cargo build --release -p opspilot-bench
 OPSPILOT_LOG=warn "$CARGO_TARGET_DIR/release/opspilot-bench" "${PG_ADMIN_URL%/postgres}/opspilot_bench"
+# The AI command center: the intent engine alone, then a session on its own database.
+psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS opspilot_bench_ai WITH (FORCE)" >/dev/null
+psql "$PG_ADMIN_URL" -qc "CREATE DATABASE opspilot_bench_ai" >/dev/null
+OPSPILOT_LOG=warn "$CARGO_TARGET_DIR/release/opspilot-bench" ai "${PG_ADMIN_URL%/postgres}/opspilot_bench_ai"

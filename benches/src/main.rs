@@ -3,6 +3,7 @@
 //! `opspilot-bench fanout DATABASE_URL [...]`: the fan-out benchmark (OpsPilot
 //! vs Ansible on N SSH hosts), see `fanout.rs`; run through `./scripts/bench-fanout.sh`.
 
+mod ai;
 mod fanout;
 
 use std::time::{Duration, Instant};
@@ -30,7 +31,7 @@ fn event(n: usize) -> NewEvent {
     }
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
+pub(crate) fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
@@ -96,6 +97,9 @@ async fn main() -> anyhow::Result<()> {
     if args.first().map(String::as_str) == Some("fanout") {
         return fanout::main(&args[1..]).await;
     }
+    if args.first().map(String::as_str) == Some("ai") {
+        return ai::main(&args[1..]).await;
+    }
     let url = std::env::args().nth(1).context("usage: opspilot-bench DATABASE_URL (an empty database)")?;
     let pool = opspilot_eventstore::pool(&url, 24)?;
     opspilot_eventstore::migrate(&pool).await?;
@@ -122,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = opspilot_api::Config::for_database(&url, MasterKey::generate());
     config.admin_password = Some("bench-admin-pw".into());
     config.login_attempts_per_minute = 1000;
+    config.ai_messages_per_minute = 100_000;
     let running = opspilot_api::start(config).await?;
     let base = format!("http://{}", running.addr);
     let http = reqwest::Client::new();
@@ -178,9 +183,9 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Preview and apply latency against the test cluster of tests/env
-/// (`scripts/bench.sh` brings it up).
-async fn release_bench(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+/// bench-proj, bench-team, the test cluster as bench-cluster, bench-svc (k8s,
+/// low risk) and bench-target (staging) in a fresh namespace.
+pub(crate) async fn bench_catalog(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
     let env_json = "/var/cache/opspilot-env/run/env.json";
     let text = std::fs::read_to_string(env_json).with_context(|| format!("{env_json}: no test cluster (run tests/env/envctl up, or scripts/bench.sh)"))?;
     let env: serde_json::Value = serde_json::from_str(&text)?;
@@ -201,6 +206,18 @@ async fn release_bench(http: &reqwest::Client, base: &str, token: &str) -> anyho
     let template = "apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: bench }\nspec:\n  replicas: 1\n  selector: { matchLabels: { app: bench } }\n  template:\n    metadata: { labels: { app: bench } }\n    spec:\n      nodeSelector: { type: kwok }\n      tolerations: [{ key: kwok.x-k8s.io/node, operator: Exists, effect: NoSchedule }]\n      containers: [{ name: app, image: 'registry.invalid/bench:{{ image_tag }}' }]\n";
     post("/api/v1/deploy/services", json!({ "name": "bench-svc", "project_id": "bench-proj", "team_id": "bench-team", "runtime_type": "k8s", "manifest_template": template, "risk_level": "low" })).await?;
     post("/api/v1/deploy/targets", json!({ "name": "bench-target", "project_id": "bench-proj", "team_id": "bench-team", "runtime_type": "k8s", "env": "staging", "cluster_id": "bench-cluster", "namespace": ns })).await?;
+    Ok(())
+}
+
+/// Preview and apply latency against the test cluster of tests/env
+/// (`scripts/bench.sh` brings it up).
+async fn release_bench(http: &reqwest::Client, base: &str, token: &str) -> anyhow::Result<()> {
+    bench_catalog(http, base, token).await?;
+    let post = async |path: &str, body: serde_json::Value| -> anyhow::Result<serde_json::Value> {
+        let v: serde_json::Value = http.post(format!("{base}{path}")).bearer_auth(token).json(&body).send().await?.json().await?;
+        anyhow::ensure!(v["code"] == 1000, "{path}: {v}");
+        Ok(v["data"].clone())
+    };
     let (mut preview_ms, mut apply_ms) = (Vec::new(), Vec::new());
     for i in 0..10 {
         let params = json!({ "service_id": "bench-svc", "target_id": "bench-target", "env": "staging", "variables": { "image_tag": format!("v{i}") } });

@@ -224,8 +224,19 @@ async fn the_three_preview_negatives_go_back_to_a_preview_and_raise_no_ticket() 
     let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
     let tickets = async || w.app.rest("GET", "/api/v1/approvals/inbox?view=all", Some(&approver), None).await.data()["total"].as_i64().unwrap();
 
-    // Nothing previewed: preview_required, and the session asks what to release.
+    // A sentence that names no service becomes a question with choices; the answer continues it.
     let s = open(&w.app, &w.dev, "zh-CN").await;
+    let q = s.say("帮我发布一下").await;
+    let asked = last_of(&q["events"], "ai.param_resolution");
+    assert_eq!(asked["detail"]["missing"], json!(["service_id"]));
+    assert_eq!(asked["detail"]["choices"], json!(["svc-a"]));
+    assert!(actions(&q["events"]).iter().all(|a| a != "ai.preview_started"), "no guess: {q}");
+    let answered = s.say("svc-a，镜像 v0").await;
+    assert_eq!(last_of(&answered["events"], "ai.preview_result")["detail"]["ok"], true, "{answered}");
+    let c = s.say("取消").await;
+    assert!(actions(&c["events"]).contains(&"ai.cancelled".to_string()), "{c}");
+
+    // Nothing previewed: preview_required, and the session asks what to release.
     let c = s.confirm("rel-prev-00000000-0000-0000-0000-000000000000").await;
     assert_eq!(last_of(&c["events"], "ai.action_refused")["detail"]["error_key"], "preview_required");
 
