@@ -289,12 +289,19 @@ async fn compose_is_installed_on_a_fresh_host_and_repaired_and_svc_b_is_released
     // preview on the host, confirmation, the inbox, compose up; the inbox and
     // the deployment page show the session's release.
     let ai = s.app.rest("POST", "/api/v1/ai/sessions", Some(&s.dev), Some(json!({ "lang": "zh-CN" }))).await.data()["session_id"].as_str().unwrap().to_string();
-    // An install preview said to the session reaches the hosts and waits for a confirmation; "取消" drops it.
+    // An install preview said to a session acts with the user's own rights: the
+    // operator may not install; the admin's preview reaches the hosts and waits
+    // for a confirmation, and "取消" drops it.
     let pre = s.app.rest("POST", &format!("/api/v1/ai/sessions/{ai}/messages"), Some(&s.dev), Some(json!({ "text": "预检 env-compose-prod" }))).await;
+    let pre = pre.data()["events"].as_array().unwrap().clone();
+    let result = pre.iter().find(|e| e["action"] == "ai.preview_result").unwrap_or_else(|| panic!("{pre:?}"));
+    assert_eq!((result["detail"]["ok"].as_bool(), result["detail"]["error_key"].as_str()), (Some(false), Some("permission_denied")), "{result}");
+    let admin_ai = s.app.rest("POST", "/api/v1/ai/sessions", Some(&s.admin), Some(json!({ "lang": "en" }))).await.data()["session_id"].as_str().unwrap().to_string();
+    let pre = s.app.rest("POST", &format!("/api/v1/ai/sessions/{admin_ai}/messages"), Some(&s.admin), Some(json!({ "text": "preflight env-compose-prod" }))).await;
     let pre = pre.data()["events"].as_array().unwrap().clone();
     let ask = pre.iter().find(|e| e["action"] == "ai.user_confirmation_required").unwrap_or_else(|| panic!("{pre:?}"));
     assert_eq!(ask["detail"]["pending"]["kind"], "install", "{ask}");
-    let dropped = s.app.rest("POST", &format!("/api/v1/ai/sessions/{ai}/messages"), Some(&s.dev), Some(json!({ "text": "取消" }))).await;
+    let dropped = s.app.rest("POST", &format!("/api/v1/ai/sessions/{admin_ai}/messages"), Some(&s.admin), Some(json!({ "text": "cancel" }))).await;
     assert!(dropped.data()["events"].as_array().unwrap().iter().any(|e| e["action"] == "ai.cancelled"), "{}", dropped.body);
     let said = s.app.rest("POST", &format!("/api/v1/ai/sessions/{ai}/messages"), Some(&s.dev), Some(json!({ "text": "把 svc-b 发布到生产" }))).await;
     let said = said.data()["events"].as_array().unwrap().clone();
