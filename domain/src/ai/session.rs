@@ -396,6 +396,6 @@ mod tests {
         history.extend(first);
         let s = AiSession::fold(&history);
         assert!(s.decide(AiSessionCommand::Observe { position: 7, events: vec![changed.clone()] }).unwrap().is_empty());
-        assert_eq!(s.decide(AiSessionCommand::Observe { position: 8, events: vec![changed] }).unwrap().len(), 1, "only the position moves");
+        assert!(s.decide(AiSessionCommand::Observe { position: 8, events: vec![changed] }).unwrap().is_empty(), "a status already said is not said again");
     }
 }
