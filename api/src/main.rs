@@ -72,7 +72,7 @@ enum AiCommand {
     /// Print a sentence's intent, params (API names), missing params and confidence as JSON.
     Parse {
         sentence: String,
-        /// zh-CN or en: how the answer would be worded; both languages are always understood.
+        /// zh-CN or en (checked, for symmetry with sessions); the parse is the same in both.
         #[arg(long)]
         lang: Option<String>,
     },

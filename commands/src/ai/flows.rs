@@ -179,13 +179,7 @@ impl Commands {
                 self.note(ctx, s, vec![result, confirm]).await?;
             }
             Err(e) => {
-                let (key, hint) = hint(s, &e);
-                let text = opspilot_domain::ai::messages::text(s.lang, &Msg::PreviewFailed { hint: &hint });
-                let failed = AiSessionEvent::PreviewResult {
-                    session_id: id, ok: false, release_id: None, environment_id: None, preview_ref: None, expires_at: None,
-                    checks_passed: 0, blocking: 1, warnings: vec![], error_key: Some(key), text,
-                };
-                self.note(ctx, s, vec![failed]).await?;
+                self.note(ctx, s, vec![preview_failed(s, &e)]).await?;
             }
         }
         Ok(())
@@ -379,13 +373,7 @@ impl Commands {
                 self.note(ctx, s, vec![result, confirm]).await?;
             }
             Err(e) => {
-                let (key, hint) = hint(s, &e);
-                let text = opspilot_domain::ai::messages::text(s.lang, &Msg::PreviewFailed { hint: &hint });
-                let failed = AiSessionEvent::PreviewResult {
-                    session_id: id, ok: false, release_id: None, environment_id: None, preview_ref: None, expires_at: None,
-                    checks_passed: 0, blocking: 1, warnings: vec![], error_key: Some(key), text,
-                };
-                self.note(ctx, s, vec![failed]).await?;
+                self.note(ctx, s, vec![preview_failed(s, &e)]).await?;
             }
         }
         Ok(())
@@ -409,7 +397,7 @@ impl Commands {
         };
         match entry {
             Some(e) => {
-                let hint = if zh(s) { e.hint_zh } else { e.hint_en };
+                let hint = ErrorCode::from_key(e.key).map(|c| c.hint(s.lang.dictionary())).unwrap_or(e.hint_en);
                 self.say(ctx, s, Msg::Explain { code: e.code, key: e.key, hint }, vec![], json!({ "code": e.code, "error_key": e.key, "http_status": e.http_status })).await?;
             }
             None => {
@@ -439,13 +427,20 @@ impl Commands {
     }
 }
 
-/// The dictionary key of an error and what to tell the user about it.
-fn hint(s: &AiSession, e: &CommandError) -> (String, String) {
-    let (code, detail) = match e {
-        CommandError::Domain(d) => (d.code, d.detail.clone()),
-        CommandError::Store(_) => (ErrorCode::InternalError, "storage failure".into()),
-    };
-    let entry = code.entry();
-    let h = if zh(s) { entry.hint_zh } else { entry.hint_en };
-    (entry.key.to_string(), format!("{} — {detail}. {h}", entry.key))
+/// A preview (release or install) that did not pass, as the session records it.
+fn preview_failed(s: &AiSession, e: &CommandError) -> AiSessionEvent {
+    let (key, hint) = super::said_error(s.lang, e);
+    AiSessionEvent::PreviewResult {
+        session_id: s.id.expect("session"),
+        ok: false,
+        release_id: None,
+        environment_id: None,
+        preview_ref: None,
+        expires_at: None,
+        checks_passed: 0,
+        blocking: 1,
+        warnings: vec![],
+        error_key: Some(key.into()),
+        text: opspilot_domain::ai::messages::text(s.lang, &Msg::PreviewFailed { hint: &hint }),
+    }
 }

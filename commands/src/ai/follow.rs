@@ -77,9 +77,8 @@ impl Commands {
             }
             Observation::Release { status, error_key, summary } => {
                 let hint = || {
-                    let key = error_key.as_deref().and_then(ErrorCode::from_key).unwrap_or(ErrorCode::InternalError).entry();
-                    let h = if s.lang == opspilot_domain::ai::session::SessionLang::ZhCn { key.hint_zh } else { key.hint_en };
-                    format!("{} — {}. {h}", key.key, summary.clone().unwrap_or_default())
+                    let code = error_key.as_deref().and_then(ErrorCode::from_key).unwrap_or(ErrorCode::InternalError);
+                    super::describe(s.lang, code, summary.as_deref().unwrap_or_default())
                 };
                 let said = match *status {
                     "applied" => {

@@ -99,17 +99,8 @@ impl Commands {
     /// Records a refusal (audited) and tells the user why, with the dictionary's hint.
     pub(crate) async fn refuse(&self, ctx: &CommandContext, s: &AiSession, intent: &str, e: &CommandError) -> Result<i64> {
         let id = s.id.expect("an existing session");
-        let (code, detail) = match e {
-            CommandError::Domain(d) => (d.code, d.detail.clone()),
-            CommandError::Store(_) => (ErrorCode::InternalError, "storage failure".to_string()),
-        };
-        let entry = code.entry();
-        let hint = match s.lang {
-            SessionLang::ZhCn => entry.hint_zh,
-            SessionLang::En => entry.hint_en,
-        };
-        let said = format!("{} ({}): {detail}. {hint}", entry.key, entry.code);
-        self.note(ctx, s, vec![AiSessionEvent::ActionRefused { session_id: id, intent: intent.into(), error_key: entry.key.into(), text: said }]).await
+        let (key, said) = said_error(s.lang, e);
+        self.note(ctx, s, vec![AiSessionEvent::ActionRefused { session_id: id, intent: intent.into(), error_key: key.into(), text: said }]).await
     }
 
     /// One user message: recorded, understood, and acted on.
@@ -253,6 +244,20 @@ impl Commands {
             Pending::Install { environment_id, .. } => Box::pin(self.install_confirmed(&actx, &s, environment_id, reference)).await,
         }
     }
+}
+
+/// An error as the session says it: its dictionary key, and
+/// `key (code): detail. hint` in the session's language.
+pub(crate) fn said_error(lang: SessionLang, e: &CommandError) -> (&'static str, String) {
+    match e {
+        CommandError::Domain(d) => (d.code.key(), describe(lang, d.code, &d.detail)),
+        CommandError::Store(_) => (ErrorCode::InternalError.key(), describe(lang, ErrorCode::InternalError, "storage failure")),
+    }
+}
+
+/// `key (code): detail. hint`, the hint in `lang`.
+pub(crate) fn describe(lang: SessionLang, code: ErrorCode, detail: &str) -> String {
+    format!("{} ({}): {detail}. {}", code.key(), code.entry().code, code.hint(lang.dictionary()))
 }
 
 /// The seed's runtime context keys of a session.

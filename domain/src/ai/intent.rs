@@ -122,7 +122,7 @@ pub fn env_alias(word: &str) -> Option<&'static str> {
 
 const ZH_ENVS: &[&str] = &["预发布", "预发", "生产", "线上", "正式", "测试", "开发"];
 
-/// Parses one sentence. `lang` only breaks ties; both languages are always understood.
+/// Parses one sentence; Chinese, English and mixed sentences alike.
 pub fn parse(sentence: &str) -> Parsed {
     let text: String = sentence.nfkc().collect::<String>().replace(['\u{3000}', '\u{a0}'], " ");
     let lower = text.to_ascii_lowercase().replace("roll back", "rollback").replace("rolling back", "rollback").replace("blue green", "blue-green");
