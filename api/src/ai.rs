@@ -99,8 +99,13 @@ async fn events_after(s: &AppState, id: Uuid, after: i64) -> Result<Vec<AuditEnt
 async fn session_view(s: &AppState, meta: &RequestMeta, id: Uuid) -> Result<AiSessionView, ApiError> {
     let session = s.run(meta.lang, s.commands.own_session(&meta.command_context()?, id)).await?;
     let events = events_after(s, id, 0).await?;
+    // Events come from the log, the timeline from its projection: wait until the
+    // projection holds the session's last event, so both parts of the view agree.
+    if let Some(last) = events.last() {
+        s.settle(last.position).await;
+    }
     let timeline = match session.release_id.or(session.release_draft_id) {
-        Some(r) => timelines::timeline(&s.pool, meta.principal()?, Subject::Release, &r.to_string()).await.unwrap_or_default(),
+        Some(r) => timelines::timeline(&s.pool, meta.principal()?, Subject::Release, &r.to_string()).await?,
         None => vec![],
     };
     Ok(AiSessionView { id, context: Json(context(&session)), events: events.iter().map(Into::into).collect(), timeline })
