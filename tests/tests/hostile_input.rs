@@ -357,6 +357,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/users"), ("POST", "/users"), ("POST", "/users/{}/roles"), ("DELETE", "/users/{}/roles/{}"), ("PUT", "/users/{}/password"),
     ("GET", "/credentials"), ("POST", "/credentials"), ("GET", "/errors"), ("GET", "/audit/events"),
     ("GET", "/deploy/services"), ("POST", "/deploy/services"), ("GET", "/deploy/targets"), ("POST", "/deploy/targets"),
+    ("GET", "/ai/sessions"), ("GET", "/ai/sessions/{}"), ("POST", "/ai/sessions/{}/messages"), ("POST", "/ai/sessions/{}/confirm"), ("GET", "/ai/sessions/{}/events"),
     ("GET", "/clusters"), ("POST", "/clusters/import/kubeconfig"), ("POST", "/clusters/import/cert"), ("GET", "/clusters/{}"),
     ("POST", "/clusters/{}/connect/test"), ("GET", "/clusters/{}/connection"), ("PUT", "/clusters/{}/connection"),
     ("GET", "/environments"), ("POST", "/environments"), ("GET", "/environments/{}"), ("PATCH", "/environments/{}"), ("DELETE", "/environments/{}"),
@@ -408,5 +409,15 @@ async fn every_route_refuses_nul_in_its_path_and_body_and_changes_nothing() {
         assert_eq!(after.1, before.1, "{method} {route} stored a secret");
         assert_eq!(after.0, before.0, "{method} {route} appended events");
     }
+    // A new AI session takes only optional fields: a NUL in them is refused, and so is one in a message.
+    let before = footprint(&app).await;
+    let a = app.rest("POST", "/api/v1/ai/sessions", Some(&admin), Some(json!({ "title": "t\u{0}" }))).await;
+    assert_eq!((a.status, a.error_key()), (422, "validation_error"), "{:?}", a.body);
+    assert_eq!(footprint(&app).await, before);
+    let session = app.rest("POST", "/api/v1/ai/sessions", Some(&admin), Some(json!({}))).await.data()["session_id"].as_str().unwrap().to_string();
+    let before = footprint(&app).await;
+    let a = app.rest("POST", &format!("/api/v1/ai/sessions/{session}/messages"), Some(&admin), Some(json!({ "text": "发布\u{0}" }))).await;
+    assert_eq!((a.status, a.error_key()), (422, "validation_error"), "{:?}", a.body);
+    assert_eq!(footprint(&app).await, before, "a refused message records nothing");
     healthy(&app).await;
 }
