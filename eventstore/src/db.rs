@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (6, "environments", include_str!("../../migrations/0006_environments.sql")),
     (7, "timelines_and_follow_ups", include_str!("../../migrations/0007_timelines_and_follow_ups.sql")),
     (8, "ai_sessions", include_str!("../../migrations/0008_ai_sessions.sql")),
+    (9, "delivery_metrics", include_str!("../../migrations/0009_delivery_metrics.sql")),
 ];
 
 /// Builds a pool for `database_url` (a libpq-style URL or key=value string).

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod ai_sessions;
 pub mod audit_log;
 pub mod catalog;
+pub mod delivery;
 pub mod clusters;
 pub mod environments;
 pub mod inbox;
@@ -49,7 +50,7 @@ pub use runner::{Projection, RunnerHandle};
 /// Every projection, in the order the runner applies them. The audit log is
 /// last: when it publishes an event live, every other read model has it.
 pub fn all() -> Vec<Projection> {
-    vec![accounts::PROJECTION, clusters::PROJECTION, catalog::PROJECTION, environments::PROJECTION, releases::PROJECTION, release_history::PROJECTION, inbox::PROJECTION, timelines::PROJECTION, ai_sessions::PROJECTION, audit_log::PROJECTION]
+    vec![accounts::PROJECTION, clusters::PROJECTION, catalog::PROJECTION, environments::PROJECTION, releases::PROJECTION, release_history::PROJECTION, delivery::PROJECTION, inbox::PROJECTION, timelines::PROJECTION, ai_sessions::PROJECTION, audit_log::PROJECTION]
 }
 
 /// Looks a projection up by name.

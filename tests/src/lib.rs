@@ -68,7 +68,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// Same, with configuration changes.
 pub async fn spawn_app_with(change: impl FnOnce(&mut Config)) -> TestApp {
-    let db = TestDb::new().await;
+    spawn_app_on(TestDb::new().await, change).await
+}
+
+/// Starts OpsPilot on a database that already holds a log (written by the
+/// test before any follow-up could react to it).
+pub async fn spawn_app_on(db: TestDb, change: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_database(&db.url, MasterKey::generate());
     config.admin_password = Some(ADMIN_PASSWORD.into());
     change(&mut config);
