@@ -116,13 +116,18 @@ fn random_password() -> String {
 /// The HTTP surface.
 pub fn router(state: AppState, config: &Config) -> Router {
     let schema = crate::schema::schema(config.graphql_max_depth, config.graphql_max_complexity);
+    let console = crate::console::folder(config.console_dir.as_deref());
+    match &console {
+        Some(dir) => tracing::info!(dir = %dir.display(), "serving the web console at /"),
+        None => tracing::info!("no built web console (web/dist or OPSPILOT_CONSOLE_DIR): only the API is served"),
+    }
     let mut app = Router::new()
         .route("/graphql", get(graphiql_redirect).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/graphiql", get(graphiql))
         .merge(crate::ops::routes())
         .nest("/api/v1", crate::schema::rest())
-        .fallback(|| async { ApiError::new(ErrorCode::NotFound, "no such route") })
+        .fallback(move |req: Request| crate::console::fallback(console.clone(), req))
         .method_not_allowed_fallback(|method: axum::http::Method| async move {
             let mut resp = ApiError::new(ErrorCode::ValidationError, format!("method: {method} is not allowed on this route")).into_response();
             *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;

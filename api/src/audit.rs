@@ -22,7 +22,7 @@ page_type!(AuditPage, AuditEntry);
 
 /// The REST routes.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/audit/events", get(audit_events))
+    Router::new().route("/audit/events", get(audit_events)).route("/audit/verify", get(audit_verify))
 }
 
 /// Filters of the audit explorer; every field optional. REST takes them as
@@ -69,6 +69,27 @@ async fn audit_events(State(s): State<AppState>, meta: RequestMeta, Query(q): Qu
     Ok(ok(audit_log::list(&s.pool, meta.principal()?, &q.filter.into(), ascending, page).await?))
 }
 
+/// What walking the hash chain found (the console's "verify the chain").
+#[derive(serde::Serialize, async_graphql::SimpleObject)]
+pub struct ChainCheck {
+    pub checked: i64,
+    pub head_position: i64,
+    pub intact: bool,
+    /// The first broken position and what is wrong there.
+    pub broken_at: Option<i64>,
+    pub problem: Option<String>,
+}
+
+async fn verify_chain(s: &AppState, p: &opspilot_domain::Principal) -> Result<ChainCheck, crate::error::ApiError> {
+    p.require(Permission::AuditRead)?;
+    let r = s.commands.store.verify_chain().await?;
+    Ok(ChainCheck { checked: r.checked, head_position: r.head_position, intact: r.broken_at.is_none(), broken_at: r.broken_at.as_ref().map(|b| b.0), problem: r.broken_at.map(|b| b.1) })
+}
+
+async fn audit_verify(State(s): State<AppState>, meta: RequestMeta) -> ApiResult {
+    Ok(ok(verify_chain(&s, meta.principal()?).await.map_err(|e| e.in_lang(meta.lang))?))
+}
+
 /// Audit queries.
 #[derive(Default)]
 pub struct AuditQueryRoot;
@@ -80,6 +101,11 @@ impl AuditQueryRoot {
         let f: AuditFilter = filter.unwrap_or_default().into();
         let page = PageRequest::new(page, page_size);
         Ok(audit_log::list(&state(ctx).pool, principal(ctx)?, &f, ascending.unwrap_or(false), page).await.map_err(|e| gql(e, ctx))?.into())
+    }
+
+    /// Walks the whole log and checks positions, links and hashes.
+    async fn audit_verify_chain(&self, ctx: &Context<'_>) -> GqlResult<ChainCheck> {
+        verify_chain(state(ctx), principal(ctx)?).await.map_err(|e| gql(e, ctx))
     }
 }
 

@@ -29,6 +29,8 @@ pub struct Config {
     pub approval_min_risk: String,
     /// The install bundle (`script/`).
     pub script_root: PathBuf,
+    /// The built web console (default `web/dist`, when it holds index.html).
+    pub console_dir: Option<PathBuf>,
     /// The ed25519 public key a bundle must be signed with (base64 of the raw key, or a file holding it).
     pub bundle_trusted_key: Option<String>,
     /// How many nodes an install step runs on at once.
@@ -106,6 +108,7 @@ impl Config {
             approval_envs: env("OPSPILOT_APPROVAL_ENVS").unwrap_or_else(|| "production".into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             approval_min_risk: env("OPSPILOT_APPROVAL_MIN_RISK").unwrap_or_else(|| "high".into()),
             script_root: env("OPSPILOT_SCRIPT_ROOT").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("script")),
+            console_dir: env("OPSPILOT_CONSOLE_DIR").map(PathBuf::from),
             bundle_trusted_key: env("OPSPILOT_BUNDLE_TRUSTED_KEY"),
             install_parallelism: env_num("OPSPILOT_INSTALL_PARALLELISM", 64)?,
             install_approval_tiers: env("OPSPILOT_INSTALL_APPROVAL_TIERS").unwrap_or_else(|| "prod,production".into()).split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
@@ -134,6 +137,7 @@ impl Config {
             approval_envs: vec!["production".into()],
             approval_min_risk: "high".into(),
             script_root: PathBuf::from("script"),
+            console_dir: None,
             bundle_trusted_key: None,
             install_parallelism: 64,
             install_approval_tiers: vec!["prod".into(), "production".into()],

@@ -18,6 +18,7 @@ mod ai;
 mod audit;
 mod catalog;
 mod clusters;
+mod console;
 mod delivery;
 mod environments;
 mod hosts;

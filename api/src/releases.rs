@@ -26,9 +26,31 @@ use crate::edge::{
 
 pub use opspilot_projections::releases::ReleaseView as Release;
 
+crate::page_type!(ReleasePage, Release);
+
+/// Which releases a list shows (REST query parameters; GraphQL arguments).
+#[derive(Deserialize, Default)]
+struct ReleaseListQuery {
+    mine: Option<bool>,
+    /// Comma-separated statuses.
+    status: Option<String>,
+    project_id: Option<Uuid>,
+    service_id: Option<Uuid>,
+    page: Option<i64>,
+    page_size: Option<i64>,
+}
+
+fn release_filter(mine: Option<bool>, statuses: Vec<String>, project_id: Option<Uuid>, service_id: Option<Uuid>) -> Result<releases::ReleaseFilter, ApiError> {
+    for s in &statuses {
+        opspilot_domain::release::ReleaseStatus::parse(s).map_err(ApiError::from)?;
+    }
+    Ok(releases::ReleaseFilter { mine: mine.unwrap_or(false), statuses, project_id, service_id })
+}
+
 /// The REST routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/deploy/releases", get(list_releases))
         .route("/deploy/releases/preview", post(preview_release))
         .route("/deploy/releases/apply", post(apply_release))
         .route("/deploy/releases/{id}", get(get_release))
@@ -115,6 +137,12 @@ pub async fn timeline_of(s: &AppState, meta: &RequestMeta, id: Uuid) -> Result<V
     Ok(timelines::timeline(&s.pool, meta.principal()?, Subject::Release, &r.id.to_string()).await?)
 }
 
+async fn list_releases(State(s): State<AppState>, meta: RequestMeta, crate::edge::Query(q): crate::edge::Query<ReleaseListQuery>) -> ApiResult {
+    let statuses = q.status.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    let f = release_filter(q.mine, statuses, q.project_id, q.service_id).map_err(|e| e.in_lang(meta.lang))?;
+    Ok(ok(releases::list(&s.pool, meta.principal()?, &f, opspilot_projections::PageRequest::new(q.page, q.page_size)).await?))
+}
+
 async fn preview_release(State(s): State<AppState>, meta: RequestMeta, Body(b): Body<ReleaseInput>) -> ApiResult {
     settled(&s, s.run(meta.lang, s.commands.preview_release(&meta.command_context()?, &b.into())).await?).await
 }
@@ -158,6 +186,13 @@ pub struct ReleaseQuery;
 
 #[Object]
 impl ReleaseQuery {
+    /// Releases visible to the caller, most recently changed first: only the
+    /// caller's own with `mine`, of some statuses, of one project or service.
+    async fn releases(&self, ctx: &Context<'_>, mine: Option<bool>, status: Option<Vec<String>>, project_id: Option<Uuid>, service_id: Option<Uuid>, page: Option<i64>, page_size: Option<i64>) -> GqlResult<ReleasePage> {
+        let f = release_filter(mine, status.unwrap_or_default(), project_id, service_id).map_err(|e| gql(e, ctx))?;
+        Ok(releases::list(&state(ctx).pool, principal(ctx)?, &f, opspilot_projections::PageRequest::new(page, page_size)).await.map_err(|e| gql(e, ctx))?.into())
+    }
+
     /// One release (visible to the caller).
     async fn release(&self, ctx: &Context<'_>, id: Uuid) -> GqlResult<Option<Release>> {
         releases::get(&state(ctx).pool, principal(ctx)?, id).await.map_err(|e| gql(e, ctx))

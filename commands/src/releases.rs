@@ -114,7 +114,8 @@ impl Commands {
 
     /// Previews a release (mandatory before apply). Answers the seed's
     /// `preview_ref, resolved_manifest, checks, warnings, runtime, expires_at`,
-    /// plus `release_id`, `diff` and `risk_level`.
+    /// plus `release_id`, `diff`, `risk_level` and `current_manifest` (what the
+    /// last applied release of the service on the target rendered, or null).
     pub async fn preview_release(&self, ctx: &CommandContext, r: &PreviewRequest) -> Result<Handled> {
         let resolved = self.resolve_release(ctx, "release.preview", r).await?;
         // Input is checked before any cluster or host is asked: a refused
@@ -167,6 +168,13 @@ impl Commands {
         }
         let risk = resolved.service.risk_level.map(|r| r.as_str()).unwrap_or("medium");
         let pref = PreviewRef::Release(release_id);
+        // What runs there now, for the side-by-side diff: the artifact of the
+        // release of this service and target applied last (none at first).
+        let current = opspilot_projections::release_history::previous_applied(self.store.pool(), resolved.spec.service_id, resolved.spec.target_id, release_id).await?;
+        let current_manifest = match current {
+            Some(previous) => self.artifact_text(previous).await.ok(),
+            None => None,
+        };
         let cmd = ReleaseCommand::Preview {
             release_id,
             spec: resolved.spec.clone(),
@@ -181,6 +189,7 @@ impl Commands {
             "preview_ref": pref, "release_id": release_id, "resolved_manifest": rendered, "checks": checks,
             "warnings": warnings, "runtime": resolved.spec.runtime_type, "expires_at": expires_at,
             "diff": diff, "risk_level": risk, "variables_schema": resolved.service.variables_schema,
+            "current_manifest": current_manifest,
         });
         self.execute::<Release>(ctx, "release_preview", &stream, &scope, |s| s.decide_clone(&cmd), |_| answer.clone()).await
     }

@@ -90,36 +90,65 @@ pub async fn get(pool: &Pool, p: &Principal, id: Uuid) -> Result<Option<ReleaseV
     let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
     let row = c
         .query_opt(
-            "SELECT id, service_id, target_id, project_id, team_id, runtime_type, env, strategy, status, preview_ref, approval_ticket, variables,
-                    last_error_key, last_summary, created_at, updated_at
-             FROM deploy_releases WHERE id = $3 AND ($1 OR project_id = ANY($2))",
+            &format!("SELECT {COLUMNS} FROM deploy_releases WHERE id = $3 AND ($1 OR project_id = ANY($2))"),
             &[&p.is_admin(), &ids, &id],
         )
         .await?;
-    Ok(row.map(|r| {
-        let status: String = r.get(8);
-        let s = opspilot_domain::release::ReleaseStatus::parse(&status).ok();
-        ReleaseView {
-            id: r.get(0),
-            service_id: r.get(1),
-            target_id: r.get(2),
-            project_id: r.get(3),
-            team_id: r.get(4),
-            runtime_type: r.get(5),
-            env: r.get(6),
-            strategy: r.get(7),
-            status_label_en: s.map(|s| s.label_en().to_string()).unwrap_or_default(),
-            status_label_zh: s.map(|s| s.label_zh().to_string()).unwrap_or_default(),
-            status_color: s.map(|s| s.color().to_string()).unwrap_or_default(),
-            status,
-            preview_ref: r.get(9),
-            approval_ticket: r.get(10),
-            variables: r.get(11),
-            last_error_key: r.get(12),
-            last_summary: r.get(13),
-            created_at: r.get(14),
-            updated_at: r.get(15),
-        }
-    }))
+    Ok(row.as_ref().map(view_of))
+}
+
+const COLUMNS: &str = "id, service_id, target_id, project_id, team_id, runtime_type, env, strategy, status, preview_ref, approval_ticket, variables,
+    last_error_key, last_summary, created_at, updated_at";
+
+fn view_of(r: &tokio_postgres::Row) -> ReleaseView {
+    let status: String = r.get(8);
+    let s = opspilot_domain::release::ReleaseStatus::parse(&status).ok();
+    ReleaseView {
+        id: r.get(0),
+        service_id: r.get(1),
+        target_id: r.get(2),
+        project_id: r.get(3),
+        team_id: r.get(4),
+        runtime_type: r.get(5),
+        env: r.get(6),
+        strategy: r.get(7),
+        status_label_en: s.map(|s| s.label_en().to_string()).unwrap_or_default(),
+        status_label_zh: s.map(|s| s.label_zh().to_string()).unwrap_or_default(),
+        status_color: s.map(|s| s.color().to_string()).unwrap_or_default(),
+        status,
+        preview_ref: r.get(9),
+        approval_ticket: r.get(10),
+        variables: r.get(11),
+        last_error_key: r.get(12),
+        last_summary: r.get(13),
+        created_at: r.get(14),
+        updated_at: r.get(15),
+    }
+}
+
+/// Which releases a list shows; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseFilter {
+    /// Only the caller's own (created by them, from any entry point).
+    pub mine: bool,
+    pub statuses: Vec<String>,
+    pub project_id: Option<Uuid>,
+    pub service_id: Option<Uuid>,
+}
+
+/// The releases visible to `p`, most recently changed first.
+pub async fn list(pool: &Pool, p: &Principal, f: &ReleaseFilter, page: crate::PageRequest) -> Result<crate::Page<ReleaseView>, ReadError> {
+    p.require(Permission::DeployReleaseRead)?;
+    let c = pool.get().await?;
+    let ids: Vec<Uuid> = p.project_ids.iter().copied().collect();
+    let me = p.user_id.to_string();
+    let filter = "($1 OR project_id = ANY($2)) AND (NOT $3 OR created_by = $4) AND (cardinality($5::text[]) = 0 OR status = ANY($5))
+        AND ($6::uuid IS NULL OR project_id = $6) AND ($7::uuid IS NULL OR service_id = $7)";
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [&p.is_admin(), &ids, &f.mine, &me, &f.statuses, &f.project_id, &f.service_id];
+    let total: i64 = c.query_one(&format!("SELECT count(*) FROM deploy_releases WHERE {filter}"), &params).await?.get(0);
+    let rows = c
+        .query(&format!("SELECT {COLUMNS} FROM deploy_releases WHERE {filter} ORDER BY updated_at DESC, id LIMIT {} OFFSET {}", page.page_size, page.offset()), &params)
+        .await?;
+    Ok(crate::Page { list: rows.iter().map(view_of).collect(), total, page: page.page, page_size: page.page_size })
 }
 

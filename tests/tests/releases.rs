@@ -310,8 +310,12 @@ async fn rollback_reapplies_the_previous_release_through_the_inbox() {
     let w = world().await;
     let approver = w.app.login("approver_user", DEMO_PASSWORD).await;
     let mut ids = Vec::new();
+    let mut running = Value::Null;
     for tag in ["v1.0.0", "v2.0.0"] {
         let p = preview(&w, &w.dev, tag).await;
+        // The side-by-side diff's left side: what the last applied release rendered.
+        assert_eq!(p["current_manifest"], running, "{tag}");
+        running = p["resolved_manifest"].clone();
         let a = apply(&w, &w.dev, Some(&p["preview_ref"]), tag).await;
         let id = a.data()["release_id"].as_str().unwrap().to_string();
         approve(&w, &approver, a.data()["approval_ticket"].as_str().unwrap()).await;
