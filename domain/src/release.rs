@@ -1213,4 +1213,19 @@ mod tests {
         assert_eq!(ReleaseStatus::PendingApproval.as_str(), "pending_approval");
         assert_eq!(ReleaseStatus::Applied.label_zh(), "已发布");
     }
+
+    #[test]
+    fn the_console_shows_every_release_status_with_the_same_label_and_color() {
+        let table: serde_json::Value = serde_json::from_str(include_str!("../../web/src/states.json")).expect("web/src/states.json parses");
+        let release = table["release"].as_object().expect("a release table");
+        assert_eq!(release.len(), ReleaseStatus::ALL.len(), "the console knows exactly the release statuses");
+        for s in ReleaseStatus::ALL {
+            let e = &release[s.as_str()];
+            assert_eq!((e["en"].as_str(), e["zh"].as_str(), e["color"].as_str()), (Some(s.label_en()), Some(s.label_zh()), Some(s.color())), "{}", s.as_str());
+        }
+        // A ticket's statuses read like the release waiting for it.
+        for (ticket, release_status) in [("pending", ReleaseStatus::PendingApproval), ("approved", ReleaseStatus::Approved), ("rejected", ReleaseStatus::Rejected)] {
+            assert_eq!(table["ticket"][ticket]["zh"].as_str(), Some(release_status.label_zh()));
+        }
+    }
 }
