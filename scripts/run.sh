@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
+source scripts/console.sh
 
 if [ -z "${DATABASE_URL:-}" ]; then
   ensure_postgres "$PWD/.opspilot/pg" "${OPSPILOT_PG_PORT:-54329}"
@@ -13,6 +14,8 @@ fi
 export OPSPILOT_DATA_DIR="${OPSPILOT_DATA_DIR:-$PWD/.opspilot}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/opspilot/target}"
 
+# The web console, served by opspilot at / (OPSPILOT_CONSOLE_DIR overrides).
+build_console
 cargo build --release --bin opspilot
 bin="$CARGO_TARGET_DIR/release/opspilot"
 "$bin" migrate >/dev/null

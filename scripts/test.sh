@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/pg.sh
+source scripts/console.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/opspilot/target}"
 mkdir -p "$CARGO_TARGET_DIR"
@@ -24,6 +25,11 @@ psql "$PG_ADMIN_URL" -qtAc "SELECT datname FROM pg_database WHERE datname LIKE '
 flock -o /var/cache/opspilot-env.lock tests/env/envctl up --hosts 4
 # Bundles assembled by earlier test runs (hard links, but their index files add up).
 rm -rf /var/cache/opspilot-env/run/test-bundles
+
+# The web console: built (served by the binary in the browser tests), its
+# component tests, and Chromium for the end-to-end scenarios.
+build_console test
+ensure_chromium
 
 # The system tests run the real binary.
 cargo build --bin opspilot

@@ -22,8 +22,8 @@ const sourceColor: Record<string, string> = { deployment_ui: 'blue', ai_command_
 export function Timeline({ entries, users }: { entries: Entry[]; users?: Map<string, string> }) {
   const { t } = useTranslation();
   return (
+    <div data-testid="timeline">
     <Table<Entry>
-      data-testid="timeline"
       size="small"
       rowKey="position"
       pagination={false}
@@ -43,5 +43,6 @@ export function Timeline({ entries, users }: { entries: Entry[]; users?: Map<str
         },
       ]}
     />
+    </div>
   );
 }

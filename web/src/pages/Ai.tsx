@@ -1,4 +1,4 @@
-import { Alert, Button, Card, Empty, Input, Layout, List, Space, Tag, Typography } from 'antd';
+import { Alert, Button, Card, Collapse, Empty, Input, Layout, List, Space, Tag, Typography } from 'antd';
 import { useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useNavigate, useParams } from 'react-router-dom';
@@ -7,6 +7,7 @@ import { useQuery, useSubscription } from '../api/hooks';
 import { Countdown } from '../components/Countdown';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { StateTag } from '../components/StateTag';
+import { Timeline } from '../components/Timeline';
 import { graphql } from '../gql';
 import { useSession } from '../session';
 
@@ -14,7 +15,7 @@ const SessionsDoc = graphql(`
   query AiSessions { aiSessions(pageSize: 50) { id title releaseId releaseStatus updatedAt } }
 `);
 const SessionDoc = graphql(`
-  query AiSession($id: UUID!) { aiSession(id: $id) { id context events { position action detail occurredAt } } }
+  query AiSession($id: UUID!) { aiSession(id: $id) { id context events { position action detail occurredAt } timeline { position action source status actorId occurredAt resourceType resourceId } } }
 `);
 const StartDoc = graphql(`
   mutation AiStart($input: AiSessionInput) { aiStartSession(input: $input) { result } }
@@ -122,7 +123,9 @@ export default function Ai() {
   const [error, setError] = useState<unknown>(null);
   const bottom = useRef<HTMLDivElement>(null);
 
-  useEffect(() => setEvents([]), [sessionId]);
+  useEffect(() => {
+    setEvents([]);
+  }, [sessionId]);
   useEffect(() => {
     if (session.data) setEvents(session.data.aiSession.events as Ev[]);
   }, [session.data]);
@@ -132,8 +135,26 @@ export default function Ai() {
   });
   // Live after the loaded events; a reload loads again and resumes from there.
   const loadedUpTo = session.data ? Math.max(0, ...session.data.aiSession.events.map((x) => x.position)) : 0;
-  useSubscription(EventsLive, { id: sessionId ?? '', after: loadedUpTo }, (r) => merge([r.aiSessionEvents as Ev]), !sessionId || !session.data);
-  useEffect(() => bottom.current?.scrollIntoView?.({ block: 'end' }), [events.length]);
+  useSubscription(EventsLive, { id: sessionId ?? '', after: loadedUpTo }, (r) => {
+    merge([r.aiSessionEvents as Ev]);
+    if (r.aiSessionEvents.action === 'ai.timeline_synced') void refreshTimeline();
+  }, !sessionId || !session.data);
+  const [timeline, setTimeline] = useState<NonNullable<typeof session.data>['aiSession']['timeline']>([]);
+  useEffect(() => {
+    setTimeline(session.data?.aiSession.timeline ?? []);
+  }, [session.data]);
+  const refreshTimeline = async () => {
+    if (!sessionId) return;
+    try {
+      setTimeline((await gql(SessionDoc, { id: sessionId }, 'ai_command_center')).aiSession.timeline);
+    } catch {
+      /* the conversation still shows; the next sync tries again */
+    }
+  };
+  useEffect(() => {
+    // Chromium's scrollIntoView answers a promise: never hand it to React as a cleanup.
+    void bottom.current?.scrollIntoView?.({ block: 'end' });
+  }, [events.length]);
 
   const confirmed = new Set(events.filter((e) => e.action === 'ai.apply_requested').map((e) => String(e.detail.reference)));
 
@@ -190,13 +211,18 @@ export default function Ai() {
             </List.Item>
           )} />
       </Card>
-      <Card title={t('ai.title')} style={{ flex: 1 }} bodyStyle={{ display: 'flex', flexDirection: 'column', height: 'calc(100vh - 220px)' }}>
+      <Card title={t('ai.title')} style={{ flex: 1 }} styles={{ body: { display: 'flex', flexDirection: 'column', height: 'calc(100vh - 220px)' } }}>
         <ErrorAlert error={error ?? session.error} onClose={() => setError(null)} />
         <div style={{ flex: 1, overflow: 'auto' }} data-testid="ai-conversation">
           {events.length === 0 && <Empty description={t('ai.placeholder')} />}
           {events.map((e) => <EventView key={e.position} e={e} confirmed={confirmed} onConfirm={confirm} onChoice={(c) => void send(c)} />)}
           <div ref={bottom} />
         </div>
+        {timeline.length > 0 && (
+          <div data-testid="ai-timeline">
+            <Collapse size="small" style={{ marginTop: 8 }} items={[{ key: 't', label: t('release.timeline'), children: <Timeline entries={timeline} /> }]} />
+          </div>
+        )}
         <Space.Compact style={{ marginTop: 12 }}>
           <Input value={text} onChange={(e) => setText(e.target.value)} onPressEnter={() => void send(text)} placeholder={t('ai.placeholder')} disabled={busy} data-testid="ai-input" />
           <Button type="primary" onClick={() => void send(text)} loading={busy} data-testid="ai-send">{t('ai.send')}</Button>

@@ -65,7 +65,9 @@ function TaskView({ env, task, hosts }: { env: string; task: string; hosts: Map<
   const { t } = useTranslation();
   const q = useQuery(TaskDoc, { env, task });
   const [logs, setLogs] = useState<Log[]>([]);
-  useEffect(() => setLogs(q.data?.installTaskLogs ?? []), [q.data]);
+  useEffect(() => {
+    setLogs(q.data?.installTaskLogs ?? []);
+  }, [q.data]);
   useSubscription(ProgressLive, { env, task }, (r) => {
     const p = r.installTaskProgress;
     if (p.kind === 'log' && p.log) {
@@ -107,7 +109,9 @@ function EnvironmentDetail({ id }: { id: string }) {
   const [health, setHealth] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const e = q.data?.environment;
-  useEffect(() => setTask(e?.currentTaskId ?? null), [e?.currentTaskId]);
+  useEffect(() => {
+    setTask(e?.currentTaskId ?? null);
+  }, [e?.currentTaskId]);
   useSubscription(ProgressLive, { env: id, task: null }, (r) => { if (r.installTaskProgress.kind === 'event') void q.reload(); });
   const hosts = new Map((q.data?.hosts.list ?? []).map((h) => [h.id, h.name]));
   const run = async (f: () => Promise<void>) => {

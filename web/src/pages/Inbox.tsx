@@ -161,7 +161,8 @@ export default function Inbox() {
       <div style={{ margin: '12px 0' }}>
         <Button disabled={selected.length === 0} onClick={batch} data-testid="batch-approve">{t('inbox.batchApprove')} ({selected.length})</Button>
       </div>
-      <Table<Item> rowKey="ticket" size="small" loading={q.loading} dataSource={list} data-testid="inbox-table"
+      <div data-testid="inbox-table">
+      <Table<Item> rowKey="ticket" size="small" loading={q.loading} dataSource={list}
         rowSelection={{ selectedRowKeys: selected, onChange: (k) => setSelected(k as string[]), getCheckboxProps: (r) => ({ disabled: !batchApprovable(r, me?.id ?? '', canApprove) }) }}
         pagination={{ current: page, pageSize: 20, total: q.data?.inbox.total ?? 0, onChange: setPage }}
         onRow={(r) => ({ 'data-ticket': r.ticket }) as React.HTMLAttributes<HTMLElement>}
@@ -183,6 +184,7 @@ export default function Inbox() {
             ),
           },
         ]} />
+      </div>
       <Drawer open={!!openTicket} width={640} title={`${t('inbox.detail')} ${openTicket ?? ''}`} onClose={() => nav('/inbox')}>
         {item && (
           <>
