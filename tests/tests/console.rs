@@ -53,7 +53,13 @@ async fn the_p0_cases_run_through_the_ai_panel_the_deployment_page_and_the_inbox
     // The console is served at / and a deep link falls back to it; the API does not.
     let page = w.app.http.get(w.app.url("/releases/00000000-0000-0000-0000-000000000000")).send().await.unwrap();
     assert_eq!((page.status().as_u16(), page.headers()["cache-control"].to_str().unwrap().to_string()), (200, "no-cache".to_string()));
-    assert!(page.text().await.unwrap().contains("<div id=\"root\">"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<div id=\"root\">"), "{html}");
+    // Hashed assets are cached for good.
+    let asset = html.split("src=\"").nth(1).and_then(|s| s.split('"').next()).expect("the page loads a script");
+    let js = w.app.http.get(w.app.url(asset)).send().await.unwrap();
+    assert_eq!(js.headers()["cache-control"], "public, max-age=31536000, immutable", "{asset}");
+    assert!(js.headers()["content-type"].to_str().unwrap().contains("javascript"));
     let missing = w.app.rest("GET", "/api/v1/no-such-route", Some(&admin), None).await;
     assert_eq!(missing.error_key(), "not_found");
 

@@ -2,7 +2,7 @@ import { App, Button, Card, Descriptions, Popconfirm, Space } from 'antd';
 import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useParams } from 'react-router-dom';
-import { gql } from '../api/client';
+import { gql, rest } from '../api/client';
 import { useQuery, useSubscription } from '../api/hooks';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { StateTag } from '../components/StateTag';
@@ -56,6 +56,17 @@ export default function ReleaseDetail() {
     }
   };
   const r = q.data?.release;
+  const [compose, setCompose] = useState<string | null>(null);
+  const composeView = async (what: 'ps' | 'logs') => {
+    if (!r) return;
+    setError(null);
+    try {
+      const out = await rest<unknown>('GET', `/deploy/targets/${r.targetId}/compose/${what}${what === 'logs' ? '?tail=200' : ''}`);
+      setCompose(typeof out === 'string' ? out : JSON.stringify(out, null, 2));
+    } catch (e) {
+      setError(e);
+    }
+  };
   return (
     <Space direction="vertical" style={{ width: '100%' }} size={16}>
       <ErrorAlert error={error ?? q.error} onClose={() => setError(null)} />
@@ -87,6 +98,11 @@ export default function ReleaseDetail() {
           !q.loading && <span>{t('common.none')}</span>
         )}
       </Card>
+      {r?.runtimeType === 'compose' && (
+        <Card title="Docker Compose" size="small" extra={<Space><Button size="small" onClick={() => composeView('ps')}>ps</Button><Button size="small" onClick={() => composeView('logs')}>logs</Button></Space>}>
+          {compose && <pre data-testid="compose-output" style={{ maxHeight: 320, overflow: 'auto', margin: 0 }}>{compose}</pre>}
+        </Card>
+      )}
       <Card title={t('release.timeline')}>
         <Timeline entries={entries} />
       </Card>
