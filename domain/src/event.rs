@@ -180,6 +180,10 @@ pub mod testing {
         pub fn then_expect_events(self, expected: Vec<A::Event>) {
             assert_eq!(self.result.expect("command was refused"), expected);
         }
+        /// The events, asserting the command was accepted.
+        pub fn then_events(self) -> Vec<A::Event> {
+            self.result.expect("command was refused")
+        }
         /// The refusal's code, if the command was refused.
         pub fn then_error_code(self) -> Option<crate::error::ErrorCode> {
             self.result.err().map(|e| e.code)
