@@ -17,6 +17,7 @@ mod accounts;
 mod ai;
 mod audit;
 mod catalog;
+mod certs;
 mod clusters;
 mod console;
 mod delivery;

@@ -6,7 +6,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 use axum::Router;
 
 use crate::edge::AppState;
-use crate::{accounts, ai, audit, catalog, clusters, delivery, environments, hosts, inbox, releases};
+use crate::{accounts, ai, audit, catalog, certs, clusters, delivery, environments, hosts, inbox, releases};
 
 /// The schema type.
 pub type OpsSchema = Schema<Query, Mutation, Subscription>;
@@ -19,6 +19,7 @@ pub struct Query(
     audit::AuditQueryRoot,
     catalog::CatalogQuery,
     clusters::ClusterQuery,
+    certs::CertQuery,
     delivery::DeliveryQueryRoot,
     releases::ReleaseQuery,
     inbox::InboxQueryRoot,
@@ -61,6 +62,7 @@ pub fn rest() -> Router<AppState> {
         .merge(audit::routes())
         .merge(catalog::routes())
         .merge(clusters::routes())
+        .merge(certs::routes())
         .merge(delivery::routes())
         .merge(releases::routes())
         .merge(inbox::routes())

@@ -122,6 +122,7 @@ impl Commands {
             server_version: probe.server_version.clone(),
             namespaces_checked: probe.namespaces.iter().take(20).cloned().collect(),
             client_cert_expires_at: valid.client_cert_expires_at,
+            certificates: valid.certificates.clone(),
         };
         let cmd = ClusterCommand::Import { cluster_id, name: name.clone(), project_id, team_id, labels: placement.labels.clone(), connection, replace };
         let scope = EventScope::resource("cluster", cluster_id).in_project(project_id).in_team(team_id);
@@ -196,5 +197,26 @@ impl Commands {
         };
         let answer = json!({ "cluster_id": cluster_id, "reachable": version.is_some(), "server_version": version, "permissions": permissions, "error_key": error_key, "detail": detail });
         self.execute::<Cluster>(ctx, "test_cluster_connection", &stream_id_of::<Cluster>(cluster_id), &scope, |s| s.decide_clone(&cmd), |_| answer.clone()).await
+    }
+}
+
+impl Commands {
+    /// Records `cluster.cert_expiring` for each certificate crossing a warning
+    /// threshold (30 and 7 days ahead); run by the scheduler. Recording twice
+    /// (another replica, a retry) records once. Answers how many were recorded.
+    pub async fn record_expiring_certificates(&self, due: &[opspilot_projections::cluster_certs::DueWarning]) -> Result<usize> {
+        let ctx = CommandContext::system(opspilot_domain::Source::SystemScheduler);
+        let mut n = 0;
+        for w in due {
+            let (state, _) = self.load::<Cluster>(&stream_id_of::<Cluster>(w.cluster_id)).await?;
+            let (Some(project_id), Some(team_id)) = (state.project_id, state.team_id) else { continue };
+            let scope = EventScope::resource("cluster", w.cluster_id).in_project(project_id).in_team(team_id);
+            let cmd = ClusterCommand::RecordCertExpiring { cert: w.cert.clone(), threshold_days: w.threshold_days, at: ctx.now };
+            let handled = self
+                .execute::<Cluster>(&ctx, "cluster.record_cert_expiring", &stream_id_of::<Cluster>(w.cluster_id), &scope, |s| s.decide_clone(&cmd), |events| json!({ "recorded": events.len() }))
+                .await?;
+            n += handled.result["recorded"].as_u64().unwrap_or(0) as usize;
+        }
+        Ok(n)
     }
 }

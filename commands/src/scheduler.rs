@@ -1,6 +1,7 @@
-//! The system scheduler: expires pending tickets past their expiry. It only
-//! records the expiry; what the ticket was raised for ends as the process
-//! manager's follow-up. Safe on several replicas: expiring twice records once.
+//! The system scheduler: expires pending tickets past their expiry, and
+//! records certificates crossing an expiry warning threshold. It only records;
+//! what follows is the process manager's. Safe on several replicas: expiring
+//! or warning twice records once.
 
 use std::time::Duration;
 
@@ -22,6 +23,16 @@ pub fn spawn(commands: Commands, every: Duration) {
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = ?e, "reading due tickets failed"),
+                }
+                let thresholds = opspilot_domain::cluster::CERT_EXPIRY_WARNINGS;
+                match opspilot_projections::cluster_certs::due_warnings(commands.store.pool(), &thresholds, chrono::Utc::now()).await {
+                    Ok(due) if !due.is_empty() => {
+                        if let Err(e) = commands.record_expiring_certificates(&due).await {
+                            tracing::warn!(error = ?e, "recording expiring certificates failed; retrying next round");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = ?e, "reading expiring certificates failed"),
                 }
             }
         }

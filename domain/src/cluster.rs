@@ -31,6 +31,34 @@ pub struct Connection {
     pub server_version: String,
     pub namespaces_checked: Vec<String>,
     pub client_cert_expires_at: Option<DateTime<Utc>>,
+    /// The certificates the connection carries (its CA, its client
+    /// certificate): facts only, never key material.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertInfo>,
+}
+
+/// What OpsPilot may say about a certificate: no key material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// Stable name within the cluster, e.g. `apiserver`, `etcd/ca`, `client`.
+    pub id: String,
+    pub subject: String,
+    pub issuer: String,
+    pub sans: Vec<String>,
+    /// Hex, as `openssl x509 -serial` prints it.
+    pub serial: String,
+    /// `sha256:<hex>` of the DER.
+    pub fingerprint: String,
+    pub not_before: DateTime<Utc>,
+    pub not_after: DateTime<Utc>,
+    pub is_ca: bool,
+}
+
+impl CertInfo {
+    /// Whole days from `now` until it expires (negative once expired).
+    pub fn days_left(&self, now: DateTime<Utc>) -> i64 {
+        (self.not_after - now).num_days()
+    }
 }
 
 /// What a cluster can be asked to do.
@@ -40,7 +68,13 @@ pub enum ClusterCommand {
     Import { cluster_id: Uuid, name: ResourceName, project_id: Uuid, team_id: Uuid, labels: BTreeMap<String, String>, connection: Connection, replace: bool },
     /// Record the outcome of a connection test.
     RecordConnectionTest { ok: bool, server_version: Option<String>, permissions: BTreeMap<String, bool>, error_key: Option<String>, at: DateTime<Utc> },
+    /// The scheduler saw a certificate within `threshold_days` of expiry;
+    /// recorded once per certificate (serial) and threshold.
+    RecordCertExpiring { cert: CertInfo, threshold_days: u32, at: DateTime<Utc> },
 }
+
+/// The thresholds (days ahead) at which an expiring certificate is recorded.
+pub const CERT_EXPIRY_WARNINGS: [u32; 2] = [30, 7];
 
 /// What a cluster records.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,12 +92,15 @@ pub enum ClusterEvent {
     ConnectionTestSucceeded { cluster_id: Uuid, server_version: String, permissions: BTreeMap<String, bool>, at: DateTime<Utc> },
     #[serde(rename = "cluster.connection_test_failed")]
     ConnectionTestFailed { cluster_id: Uuid, server_version: Option<String>, permissions: BTreeMap<String, bool>, error_key: String, at: DateTime<Utc> },
+    #[serde(rename = "cluster.cert_expiring")]
+    CertExpiring { cluster_id: Uuid, cert_id: String, subject: String, serial: String, not_after: DateTime<Utc>, days_left: i64, threshold_days: u32, at: DateTime<Utc> },
 }
 
 impl DomainEvent for ClusterEvent {
     fn status(&self) -> EventStatus {
         match self {
             ClusterEvent::ConnectionTestFailed { .. } => EventStatus::Failed,
+            ClusterEvent::CertExpiring { .. } => EventStatus::Warning,
             ClusterEvent::ImportKubeconfigRequested { .. } | ClusterEvent::ImportCertRequested { .. } => EventStatus::Running,
             _ => EventStatus::Success,
         }
@@ -71,6 +108,8 @@ impl DomainEvent for ClusterEvent {
     fn severity(&self) -> Severity {
         match self {
             ClusterEvent::ConnectionTestFailed { .. } => Severity::Medium,
+            ClusterEvent::CertExpiring { threshold_days, .. } if *threshold_days <= 7 => Severity::High,
+            ClusterEvent::CertExpiring { .. } => Severity::Medium,
             _ => Severity::Info,
         }
     }
@@ -84,6 +123,8 @@ pub struct Cluster {
     pub team_id: Option<Uuid>,
     pub source_type: Option<SourceType>,
     pub credential_id: Option<Uuid>,
+    /// (serial, threshold) pairs already recorded as expiring.
+    pub expiry_warned: std::collections::BTreeSet<(String, u32)>,
 }
 
 impl Aggregate for Cluster {
@@ -127,6 +168,23 @@ impl Aggregate for Cluster {
                     ClusterEvent::ConnectionTestFailed { cluster_id, server_version, permissions, error_key: error_key.unwrap_or_else(|| "cluster_connect_failed".into()), at }
                 }])
             }
+            ClusterCommand::RecordCertExpiring { cert, threshold_days, at } => {
+                let cluster_id = self.id.ok_or_else(|| DomainError::new(ErrorCode::ClusterNotFound, "cluster does not exist"))?;
+                let days_left = cert.days_left(at);
+                if self.expiry_warned.contains(&(cert.serial.clone(), threshold_days)) || days_left >= i64::from(threshold_days) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![ClusterEvent::CertExpiring {
+                    cluster_id,
+                    cert_id: cert.id,
+                    subject: cert.subject,
+                    serial: cert.serial,
+                    not_after: cert.not_after,
+                    days_left,
+                    threshold_days,
+                    at,
+                }])
+            }
         }
     }
 
@@ -139,6 +197,9 @@ impl Aggregate for Cluster {
                 self.project_id = Some(*project_id);
                 self.team_id = Some(*team_id);
                 self.source_type = Some(*source_type);
+            }
+            ClusterEvent::CertExpiring { serial, threshold_days, .. } => {
+                self.expiry_warned.insert((serial.clone(), *threshold_days));
             }
             _ => {}
         }
@@ -160,6 +221,7 @@ mod tests {
             server_version: "v1.31.14".into(),
             namespaces_checked: vec!["default".into()],
             client_cert_expires_at: None,
+            certificates: vec![],
         }
     }
 
@@ -195,6 +257,43 @@ mod tests {
         given::<Cluster>(first.clone()).when(import_as("kubeconfig", 12, true)).then_expect_error(ErrorCode::ResourceConflict);
         given::<Cluster>(first.clone()).when(import("kubeconfig", 11)).then_expect_error(ErrorCode::ResourceConflict);
         assert_eq!(given::<Cluster>(vec![]).when(import_as("kubeconfig", 11, true)).then_error_code(), Some(ErrorCode::ClusterNotFound));
+    }
+
+    fn cert(serial: &str, days: i64) -> CertInfo {
+        CertInfo {
+            id: "client".into(),
+            subject: "CN=admin".into(),
+            issuer: "CN=ca".into(),
+            sans: vec![],
+            serial: serial.into(),
+            fingerprint: "sha256:00".into(),
+            not_before: Utc::now() - chrono::Duration::days(300),
+            not_after: Utc::now() + chrono::Duration::days(days) + chrono::Duration::hours(1),
+            is_ca: false,
+        }
+    }
+
+    #[test]
+    fn an_expiring_certificate_is_recorded_once_per_threshold_and_again_after_renewal() {
+        let imported = Cluster::default().decide(import("cert_key", 11)).unwrap();
+        let expiring = |serial: &str, days, threshold| ClusterCommand::RecordCertExpiring { cert: cert(serial, days), threshold_days: threshold, at: Utc::now() };
+        let first = given::<Cluster>(imported.clone()).when(expiring("01", 20, 30)).then_events();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].to_parts().1["days_left"], 20);
+        let mut log = imported.clone();
+        log.extend(first);
+        assert!(given::<Cluster>(log.clone()).when(expiring("01", 19, 30)).then_events().is_empty(), "once per threshold");
+        assert_eq!(given::<Cluster>(log.clone()).when(expiring("01", 6, 7)).then_events().len(), 1, "the 7-day warning still comes");
+        assert!(given::<Cluster>(log.clone()).when(expiring("01", 20, 7)).then_events().is_empty(), "not before its threshold");
+        assert_eq!(given::<Cluster>(log).when(expiring("02", 20, 30)).then_events().len(), 1, "a renewed certificate is a new one");
+        assert_eq!(first_severity(&imported), Severity::High);
+    }
+
+    fn first_severity(imported: &[ClusterEvent]) -> Severity {
+        given::<Cluster>(imported.to_vec())
+            .when(ClusterCommand::RecordCertExpiring { cert: cert("09", 3), threshold_days: 7, at: Utc::now() })
+            .then_events()[0]
+            .severity()
     }
 
     #[test]

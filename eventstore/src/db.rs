@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (7, "timelines_and_follow_ups", include_str!("../../migrations/0007_timelines_and_follow_ups.sql")),
     (8, "ai_sessions", include_str!("../../migrations/0008_ai_sessions.sql")),
     (9, "delivery_metrics", include_str!("../../migrations/0009_delivery_metrics.sql")),
+    (10, "cluster_certificates", include_str!("../../migrations/0010_cluster_certificates.sql")),
 ];
 
 /// Builds a pool for `database_url` (a libpq-style URL or key=value string).

@@ -17,6 +17,7 @@ use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use opspilot_domain::cluster::CertInfo;
 use opspilot_domain::{DomainError, ErrorCode};
 use serde_json::json;
 
@@ -48,6 +49,8 @@ pub struct ValidKubeconfig {
     pub auth_type: AuthType,
     /// Expiry of the client certificate, when one is used.
     pub client_cert_expires_at: Option<DateTime<Utc>>,
+    /// The CA (`ca`) and, when one is used, the client certificate (`client`).
+    pub certificates: Vec<CertInfo>,
 }
 
 fn invalid(code: ErrorCode, why: impl Into<String>) -> DomainError {
@@ -109,13 +112,18 @@ pub fn validate_kubeconfig(text: &str) -> Result<ValidKubeconfig, DomainError> {
         return Err(invalid(ErrorCode::KubeconfigInvalid, "exec plugins and auth providers are refused: use a token or client certificate"));
     }
     let ca = cluster.certificate_authority_data.as_deref().ok_or_else(|| invalid(ErrorCode::KubeconfigInvalid, "the cluster has no certificate-authority-data"))?;
-    parse_pem_cert(&decode_b64_pem(ca)?)?;
+    let mut certificates = vec![opspilot_pki::inspect("ca", &decode_b64_pem(ca)?)?];
     let (auth_type, client_cert_expires_at) = match (&user.client_certificate_data, &user.token) {
-        (Some(cert), _) => (AuthType::Kubeconfig, Some(parse_pem_cert(&decode_b64_pem(cert)?)?)),
+        (Some(cert), _) => {
+            let client = opspilot_pki::inspect("client", &decode_b64_pem(cert)?)?;
+            let expires = client.not_after;
+            certificates.push(client);
+            (AuthType::Kubeconfig, Some(expires))
+        }
         (None, Some(_)) => (AuthType::Kubeconfig, None),
         (None, None) => return Err(invalid(ErrorCode::KubeconfigInvalid, "the user has neither a token nor client-certificate-data")),
     };
-    Ok(ValidKubeconfig { text, endpoint, auth_type, client_cert_expires_at })
+    Ok(ValidKubeconfig { text, endpoint, auth_type, client_cert_expires_at, certificates })
 }
 
 fn decode_b64_pem(data: &str) -> Result<String, DomainError> {
@@ -128,9 +136,7 @@ fn decode_b64_pem(data: &str) -> Result<String, DomainError> {
 
 /// Parses one PEM certificate; answers its not-after.
 pub fn parse_pem_cert(pem: &str) -> Result<DateTime<Utc>, DomainError> {
-    let (_, p) = x509_parser::pem::parse_x509_pem(pem.trim().as_bytes()).map_err(|_| invalid(ErrorCode::CertificateInvalid, "not a PEM certificate"))?;
-    let cert = p.parse_x509().map_err(|e| invalid(ErrorCode::CertificateInvalid, format!("not an X.509 certificate: {e}")))?;
-    DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0).ok_or_else(|| invalid(ErrorCode::CertificateInvalid, "validity out of range"))
+    Ok(opspilot_pki::inspect("certificate", pem)?.not_after)
 }
 
 /// Requires `https://host:port`.

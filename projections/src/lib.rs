@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod ai_sessions;
 pub mod audit_log;
 pub mod catalog;
+pub mod cluster_certs;
 pub mod delivery;
 pub mod clusters;
 pub mod environments;
@@ -50,7 +51,7 @@ pub use runner::{Projection, RunnerHandle};
 /// Every projection, in the order the runner applies them. The audit log is
 /// last: when it publishes an event live, every other read model has it.
 pub fn all() -> Vec<Projection> {
-    vec![accounts::PROJECTION, clusters::PROJECTION, catalog::PROJECTION, environments::PROJECTION, releases::PROJECTION, release_history::PROJECTION, delivery::PROJECTION, inbox::PROJECTION, timelines::PROJECTION, ai_sessions::PROJECTION, audit_log::PROJECTION]
+    vec![accounts::PROJECTION, clusters::PROJECTION, cluster_certs::PROJECTION, catalog::PROJECTION, environments::PROJECTION, releases::PROJECTION, release_history::PROJECTION, delivery::PROJECTION, inbox::PROJECTION, timelines::PROJECTION, ai_sessions::PROJECTION, audit_log::PROJECTION]
 }
 
 /// Looks a projection up by name.
