@@ -108,7 +108,10 @@ impl Bundle {
             Err(e) => return Err(manifest(format!("{}: unreadable: {e}", index::INDEX_PATH))),
         };
         let index = index::parse(&text)?;
-        index::validate(&index, hashes)?;
+        index::validate(&index, index::Hashes::Pending)?;
+        if hashes == index::Hashes::Required {
+            unfilled(&root, &index)?;
+        }
         let bundle = Bundle { root, index };
         bundle.check_paths()?;
         bundle.check_algorithms()?;
@@ -288,3 +291,35 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
 
 #[cfg(test)]
 mod tests;
+
+/// Refuses an index whose artifacts have no sha256 yet, naming each one,
+/// whether its file is in the bundle, and the command that fills them in.
+fn unfilled(root: &Path, index: &index::Index) -> Result<(), DomainError> {
+    let mut pending = vec![];
+    let mut absent = 0;
+    for rt in &index.runtimes {
+        for (_, _, a) in rt.artifacts() {
+            if a.sha256.trim().is_empty() {
+                let present = paths::resolve(root, &a.path).map(|p| p.is_file()).unwrap_or(false);
+                absent += usize::from(!present);
+                pending.push(format!("{} ({}{})", a.path, rt.name, if present { "" } else { ", not in the bundle yet" }));
+            }
+        }
+    }
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = pending.iter().take(8).map(String::as_str).collect();
+    let more = if pending.len() > shown.len() { format!(" and {} more", pending.len() - shown.len()) } else { String::new() };
+    let first = if absent > 0 { format!("drop the {absent} missing file(s) in (script/README.md lists them), then ") } else { String::new() };
+    Err(DomainError::new(
+        ErrorCode::ArtifactManifestMissing,
+        format!(
+            "{}: {} artifact(s) have no sha256 yet: {}{more}; {first}run `opspilot bundle index {}` to fill in sha256 and sizeBytes",
+            index::INDEX_PATH,
+            pending.len(),
+            shown.join(", "),
+            root.display()
+        ),
+    ))
+}

@@ -305,7 +305,14 @@ fn a_missing_required_field_is_named() {
 fn an_unfilled_hash_is_refused_by_load_but_filled_by_fill_index() {
     let dir = assembled();
     set_index(dir.path(), &INDEX.replace("sha256: \"<FILL>\"", "sha256: \"\""));
-    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "binaries[0](kubeadm).sha256");
+    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "have no sha256 yet: bin/linux-amd64/kubeadm (k8s)");
+    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "run `opspilot bundle index");
+    // A file not dropped in yet is named as such, with the step before indexing.
+    std::fs::remove_file(dir.path().join("bin/linux-amd64/kubeadm")).unwrap();
+    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "kubeadm (k8s, not in the bundle yet)");
+    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "drop the 1 missing file(s) in");
+    let dir = assembled();
+    set_index(dir.path(), &INDEX.replace("sha256: \"<FILL>\"", "sha256: \"\""));
     fill_index(dir.path(), &no_progress).unwrap();
     sign(dir.path(), KEY).unwrap();
     verify_all(dir.path()).unwrap();
@@ -680,5 +687,5 @@ fn a_script_entry_is_schema_checked_like_the_other_artifacts() {
     set_index(dir.path(), &text.replace("id: hooks-lib", "id: compose-template"));
     assert_error(Bundle::load_with(dir.path(), index::Hashes::Pending), ErrorCode::ArtifactManifestMissing, "id listed twice");
     set_index(dir.path(), &text.replace("path: hooks/lib/common.sh\n        sha256: \"<FILL>\"", "path: hooks/lib/common.sh\n        sha256: \"\""));
-    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "scripts[0](hooks-lib).sha256");
+    assert_error(Bundle::load(dir.path()), ErrorCode::ArtifactManifestMissing, "no sha256 yet: hooks/lib/common.sh (compose)");
 }

@@ -69,7 +69,7 @@ dictionary! {
     EnvironmentStatusInvalid = 32005, "environment_status_invalid", 409, "environment status invalid", "The environment's status does not allow this action.", "环境当前状态不允许此操作";
     InstallTaskNotFound = 32006, "install_task_not_found", 404, "install task not found", "Check the task id.", "安装任务不存在，请检查任务 ID";
     InstallTaskStateInvalid = 32007, "install_task_state_invalid", 409, "install task state invalid", "The task's state does not allow this action.", "安装任务当前状态不允许此操作";
-    ArtifactManifestMissing = 32008, "artifact_manifest_missing", 422, "artifact manifest missing", "script/manifests/index.yaml is missing or unreadable.", "script/manifests/index.yaml 缺失或无法读取";
+    ArtifactManifestMissing = 32008, "artifact_manifest_missing", 422, "artifact manifest missing", "script/manifests/index.yaml is missing, unreadable or not filled in; the detail names what. Once the files are dropped in (script/README.md), `opspilot bundle index <dir>` fills in every sha256 and sizeBytes.", "script/manifests/index.yaml 缺失、无法读取或未填写完整，详情指出缺什么；按 script/README.md 放入文件后，运行 `opspilot bundle index <目录>` 填写 sha256 与 sizeBytes";
     ArtifactMissing = 32009, "artifact_missing", 422, "artifact missing", "A binary or image archive listed in the index is missing; check the script directory.", "安装物料缺失，请检查 script 目录";
     ArtifactChecksumMismatch = 32010, "artifact_checksum_mismatch", 422, "artifact checksum mismatch", "A file's sha256 or size differs from the index; replace the file or re-index the bundle.", "物料校验和不一致，请替换文件或重新生成索引";
     ArtifactVersionUnsupported = 32011, "artifact_version_unsupported", 422, "artifact version unsupported", "The bundle's versions are outside the supported compatibility matrix.", "物料版本不在支持的兼容矩阵内";
