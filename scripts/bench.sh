@@ -16,3 +16,10 @@ OPSPILOT_LOG=warn "$CARGO_TARGET_DIR/release/opspilot-bench" "${PG_ADMIN_URL%/po
 psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS opspilot_bench_ai WITH (FORCE)" >/dev/null
 psql "$PG_ADMIN_URL" -qc "CREATE DATABASE opspilot_bench_ai" >/dev/null
 OPSPILOT_LOG=warn "$CARGO_TARGET_DIR/release/opspilot-bench" ai "${PG_ADMIN_URL%/postgres}/opspilot_bench_ai"
+# The web console in Chromium (initial JS, time to interactive, inbox at 10k tickets).
+source scripts/console.sh
+build_console
+ensure_chromium
+psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS opspilot_bench_console WITH (FORCE)" >/dev/null
+psql "$PG_ADMIN_URL" -qc "CREATE DATABASE opspilot_bench_console" >/dev/null
+OPSPILOT_LOG=warn "$CARGO_TARGET_DIR/release/opspilot-bench" console "${PG_ADMIN_URL%/postgres}/opspilot_bench_console"

@@ -4,6 +4,7 @@
 //! vs Ansible on N SSH hosts), see `fanout.rs`; run through `./scripts/bench-fanout.sh`.
 
 mod ai;
+mod console;
 mod fanout;
 
 use std::time::{Duration, Instant};
@@ -96,6 +97,9 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("fanout") {
         return fanout::main(&args[1..]).await;
+    }
+    if args.first().map(String::as_str) == Some("console") {
+        return console::main(&args[1..]).await;
     }
     if args.first().map(String::as_str) == Some("ai") {
         return ai::main(&args[1..]).await;
