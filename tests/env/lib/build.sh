@@ -7,6 +7,9 @@ kwok_bin()    { printf '%s\n' "$BIN_CACHE/kwok-$KWOK_VERSION"; }
 crictl_bin()  { printf '%s\n' "$BIN_CACHE/cri-tools-$CRI_TOOLS_VERSION"; }
 cni_dir()     { printf '%s\n' "$BIN_CACHE/cni-plugins-$CNI_PLUGINS_VERSION"; }
 compose_bin() { printf '%s\n' "$BIN_CACHE/compose-$COMPOSE_VERSION"; }
+kube_proxy_bin() { printf '%s\n' "$BIN_CACHE/kube-proxy-$K8S_VERSION"; }
+pause_bin()   { printf '%s\n' "$BIN_CACHE/pause-$PAUSE_VERSION"; }
+flannel_bin() { printf '%s\n' "$BIN_CACHE/flannel-$FLANNEL_VERSION"; }
 
 ensure_go() {
   command -v go >/dev/null || die "Go toolchain not found at /usr/local/go/bin"
@@ -24,17 +27,54 @@ _timed() {
   log "built $name in $((SECONDS - t0)) s"
 }
 
-_k8s_build() {
-  local out=$1 ld="" p
+_k8s_ldflags() {
+  local ld="" p
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=31 -X $p.gitTreeState=clean -X $p.buildDate=1970-01-01T00:00:00Z"
   done
+  printf '%s' "$ld"
+}
+
+_k8s_build() {
+  local out=$1 ld
+  ld=$(_k8s_ldflags)
   cd "$ENV_ROOT/k8s"
   # One go build for all six commands so shared packages are compiled once.
   CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w $ld" -o "$out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl \
     k8s.io/kubernetes/cmd/kubeadm k8s.io/kubernetes/cmd/kubelet
+}
+
+# kube-proxy runs as a pod of a cluster OpsPilot creates (its image is built from
+# this binary); a build of its own so the cached six above stay as they are.
+_kube_proxy_build() {
+  local out=$1
+  cd "$ENV_ROOT/k8s"
+  CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w $(_k8s_ldflags)" -o "$out/" k8s.io/kubernetes/cmd/kube-proxy
+}
+
+# The pod sandbox process (k8s/pause): holds a pod's namespaces, reaps children.
+_pause_build() {
+  cd "$ENV_ROOT/k8s/pause"
+  CGO_ENABLED=0 nice -n 10 go build -trimpath -ldflags "-s -w" -o "$1/pause" .
+}
+
+# flanneld: built as the main module from its source, like compose, because the
+# proxy refuses one of its dependencies at the version its go.mod pins
+# (tencentcloud-sdk-go/tencentcloud/common v1.3.79, 403): that one is replaced by
+# v1.3.103, the next version served (only flannel's Tencent Cloud VPC backend
+# uses it). cgo is on: its UDP backend needs it (the binary links glibc).
+_flannel_build() {
+  local out=$1 src="$CACHE/tmp/flannel-src-$FLANNEL_VERSION" dir
+  dir=$(go mod download -json "github.com/flannel-io/flannel@$FLANNEL_VERSION" | jq -r .Dir)
+  [ -d "$dir" ] || return 1
+  rm -rf "$src"; cp -r "$dir" "$src"; chmod -R u+w "$src"
+  ( cd "$src" &&
+    go mod edit -replace github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common=github.com/tencentcloud/tencentcloud-sdk-go/tencentcloud/common@v1.3.103 &&
+    CGO_ENABLED=1 nice -n 10 go build -mod=mod -trimpath \
+      -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" -o "$out/flanneld" . )
+  rm -rf "$src"
 }
 
 _go_install() { # OUT LDFLAGS PKG@VERSION...
@@ -80,6 +120,9 @@ build_binaries() {
   _cached "cri-tools-$CRI_TOOLS_VERSION" "$(crictl_bin)" _crictl_build
   _cached "cni-plugins-$CNI_PLUGINS_VERSION" "$(cni_dir)" _cni_build
   _cached "compose-$COMPOSE_VERSION" "$(compose_bin)" _compose_build
+  _cached "kube-proxy-$K8S_VERSION" "$(kube_proxy_bin)" _kube_proxy_build
+  _cached "pause-$PAUSE_VERSION" "$(pause_bin)" _pause_build
+  _cached "flannel-$FLANNEL_VERSION" "$(flannel_bin)" _flannel_build
   ensure_etcd
 }
 _kwok_build()   { _go_install "$1" "" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"; }

@@ -99,3 +99,65 @@ build_busybox_image() {
     docker save -o "$BUSYBOX_TAR.tmp" "$BUSYBOX_TAG" && chmod 0644 "$BUSYBOX_TAR.tmp" && mv "$BUSYBOX_TAR.tmp" "$BUSYBOX_TAR"
   fi
 }
+
+# Images of a cluster OpsPilot creates with kubeadm, one `docker save` archive
+# each under $IMG_CACHE/k8s-$K8S_VERSION/ (the bundle's images/k8s-v<ver>/ layout),
+# named as kubeadm asks for them with `imageRepository: opspilot`: each is a tree
+# holding its binary (static, or with the libraries ldd lists), docker-imported.
+K8S_IMAGE_REPO=opspilot
+k8s_images_dir() { printf '%s\n' "$IMG_CACHE/k8s-$K8S_VERSION"; }
+_etcd_image_tag() { printf '3.4.23-0'; }   # Debian's etcd-server 3.4.23 (see lib/build.sh)
+
+# _k8s_image NAME TAG ENTRYPOINT BINARY...: import the tree, save it to NAME.tar.
+_k8s_image() {
+  local name=$1 tag=$2 ep=$3; shift 3
+  local root="$CACHE/tmp/k8s-image-$name" out ref="$K8S_IMAGE_REPO/$name:$tag" b lib
+  out="$(k8s_images_dir)/$name.tar"
+  [ -s "$out" ] && return 0
+  rm -rf "$root"; mkdir -p "$root/usr/local/bin" "$root/etc" "$root/tmp" "$root/var/run"
+  for b in "$@"; do
+    install -m 0755 "$b" "$root/usr/local/bin/"
+    for lib in $(ldd "$b" 2>/dev/null | grep -o '/[^ ]*' || true); do
+      mkdir -p "$root$(dirname "$lib")"; cp -L "$lib" "$root$lib"
+    done
+  done
+  echo 'root:x:0:0:root:/root:/sbin/nologin' >"$root/etc/passwd"
+  echo 'root:x:0:' >"$root/etc/group"
+  echo 'hosts: files dns' >"$root/etc/nsswitch.conf"
+  local changes=(-c 'ENV PATH=/usr/local/bin:/usr/bin:/bin')
+  [ -n "$ep" ] && changes+=(-c "ENTRYPOINT [\"$ep\"]")
+  tar -C "$root" --numeric-owner -c . | docker import "${changes[@]}" - "$ref" >/dev/null
+  mkdir -p "$(k8s_images_dir)"
+  docker save -o "$out.tmp" "$ref" && chmod 0644 "$out.tmp" && mv "$out.tmp" "$out"
+  rm -rf "$root"
+  log "image $ref saved to $out"
+}
+
+# kube-proxy and flanneld shell out to iptables(-save/-restore, nft backend) and
+# conntrack, with their libraries and dlopen'ed xtables extensions (flanneld also
+# links glibc): their images are the test-host image (Debian with all of it)
+# plus the binary.
+_k8s_testhost_image() { # NAME TAG BINARY
+  local name=$1 tag=$2 bin=$3 out ref c
+  ref="$K8S_IMAGE_REPO/$name:$tag"
+  out="$(k8s_images_dir)/$name.tar"
+  [ -s "$out" ] && return 0
+  c=$(docker create --entrypoint "/usr/local/bin/$(basename "$bin")" "$(testhost_tag)")
+  docker cp "$bin" "$c:/usr/local/bin/$(basename "$bin")"
+  docker commit -c 'ENTRYPOINT []' -c 'CMD []' "$c" "$ref" >/dev/null
+  docker rm "$c" >/dev/null
+  mkdir -p "$(k8s_images_dir)"
+  docker save -o "$out.tmp" "$ref" && chmod 0644 "$out.tmp" && mv "$out.tmp" "$out"
+  log "image $ref saved to $out"
+}
+
+build_k8s_images() {
+  local k; k=$(k8s_bin)
+  _k8s_image kube-apiserver "$K8S_VERSION" "" "$k/kube-apiserver"
+  _k8s_image kube-controller-manager "$K8S_VERSION" "" "$k/kube-controller-manager"
+  _k8s_image kube-scheduler "$K8S_VERSION" "" "$k/kube-scheduler"
+  _k8s_testhost_image kube-proxy "$K8S_VERSION" "$(kube_proxy_bin)/kube-proxy"
+  _k8s_testhost_image flannel "$FLANNEL_VERSION" "$(flannel_bin)/flanneld"
+  _k8s_image etcd "$(_etcd_image_tag)" "" "$(etcd_cmd)"
+  _k8s_image pause "$PAUSE_VERSION" /usr/local/bin/pause "$(pause_bin)/pause"
+}

@@ -1,0 +1,3 @@
+module opspilot.test/pause
+
+go 1.21
