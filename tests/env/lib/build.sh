@@ -10,6 +10,7 @@ compose_bin() { printf '%s\n' "$BIN_CACHE/compose-$COMPOSE_VERSION"; }
 kube_proxy_bin() { printf '%s\n' "$BIN_CACHE/kube-proxy-$K8S_VERSION"; }
 pause_bin()   { printf '%s\n' "$BIN_CACHE/pause-$PAUSE_VERSION"; }
 flannel_bin() { printf '%s\n' "$BIN_CACHE/flannel-$FLANNEL_VERSION"; }
+etcd_bin()    { printf '%s\n' "$BIN_CACHE/etcd-$ETCD_VERSION"; }
 
 ensure_go() {
   command -v go >/dev/null || die "Go toolchain not found at /usr/local/go/bin"
@@ -77,6 +78,21 @@ _flannel_build() {
   rm -rf "$src"
 }
 
+# etcd for the static pod of a kubeadm cluster (Debian's 3.4 lacks the /livez and
+# /readyz kubeadm 1.31 probes, so kubelet restarts it every few minutes). Built as
+# the main module from go.etcd.io/etcd/server/v3's source: its go.mod replaces
+# the sibling modules with ../ paths, which are dropped for the released versions.
+_etcd_build() {
+  local out=$1 src="$CACHE/tmp/etcd-src-$ETCD_VERSION" dir m
+  dir=$(go mod download -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" | jq -r .Dir)
+  [ -d "$dir" ] || return 1
+  rm -rf "$src"; cp -r "$dir" "$src"; chmod -R u+w "$src"
+  ( cd "$src" &&
+    for m in api/v3 client/pkg/v3 client/v2 client/v3 pkg/v3 raft/v3; do go mod edit -dropreplace "go.etcd.io/etcd/$m"; done &&
+    CGO_ENABLED=0 nice -n 10 go build -mod=mod -trimpath -ldflags "-s -w" -o "$out/etcd" . )
+  rm -rf "$src"
+}
+
 _go_install() { # OUT LDFLAGS PKG@VERSION...
   local out=$1 ld=$2; shift 2
   GOBIN="$out" CGO_ENABLED=0 nice -n 10 go install -trimpath -ldflags "-s -w $ld" "$@"
@@ -123,6 +139,7 @@ build_binaries() {
   _cached "kube-proxy-$K8S_VERSION" "$(kube_proxy_bin)" _kube_proxy_build
   _cached "pause-$PAUSE_VERSION" "$(pause_bin)" _pause_build
   _cached "flannel-$FLANNEL_VERSION" "$(flannel_bin)" _flannel_build
+  _cached "etcd-$ETCD_VERSION" "$(etcd_bin)" _etcd_build
   ensure_etcd
 }
 _kwok_build()   { _go_install "$1" "" "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"; }

@@ -17,6 +17,7 @@ CRI_TOOLS_VERSION=v1.34.0     # the only cri-tools versions the proxy serves: v1
 CNI_PLUGINS_VERSION=v1.6.2    # the 1.31/1.32-era release (the proxy also serves up to v1.9.1)
 COMPOSE_VERSION=v2.40.3
 FLANNEL_VERSION=v0.28.4       # CNI of the clusters OpsPilot creates in tests (host-gw backend)
+ETCD_VERSION=v3.5.15         # etcd of the clusters OpsPilot creates (kubeadm 1.31's; its probes need /livez and /readyz)
 PAUSE_VERSION=3.10           # the sandbox image tag; the binary is built from k8s/pause
 
 export PATH="/usr/local/go/bin:$PATH"

@@ -106,7 +106,6 @@ build_busybox_image() {
 # holding its binary (static, or with the libraries ldd lists), docker-imported.
 K8S_IMAGE_REPO=opspilot
 k8s_images_dir() { printf '%s\n' "$IMG_CACHE/k8s-$K8S_VERSION"; }
-_etcd_image_tag() { printf '3.4.23-0'; }   # Debian's etcd-server 3.4.23 (see lib/build.sh)
 
 # _k8s_image NAME TAG ENTRYPOINT BINARY...: import the tree, save it to NAME.tar.
 _k8s_image() {
@@ -158,6 +157,6 @@ build_k8s_images() {
   _k8s_image kube-scheduler "$K8S_VERSION" "" "$k/kube-scheduler"
   _k8s_testhost_image kube-proxy "$K8S_VERSION" "$(kube_proxy_bin)/kube-proxy"
   _k8s_testhost_image flannel "$FLANNEL_VERSION" "$(flannel_bin)/flanneld"
-  _k8s_image etcd "$(_etcd_image_tag)" "" "$(etcd_cmd)"
+  _k8s_image etcd "${ETCD_VERSION#v}-0" "" "$(etcd_bin)/etcd"
   _k8s_image pause "$PAUSE_VERSION" /usr/local/bin/pause "$(pause_bin)/pause"
 }
