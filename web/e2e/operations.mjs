@@ -55,6 +55,14 @@ await run(async () => {
   await admin.getByTestId('cluster-import-ok').click();
   await admin.locator('tr[data-cluster="k8s-from-console"] [data-state="connected"]').waitFor({ timeout: 60_000 });
   await shot(admin, 'clusters');
+  // Its certificates: the CA and the client certificate, with days left.
+  await admin.locator('tr[data-cluster="k8s-from-console"] [data-testid="cluster-certs"]').click();
+  await admin.locator('tr[data-cert="ca"]').waitFor();
+  const days = Number(await admin.locator('tr[data-cert="client"] [data-testid="cert-days"]').innerText());
+  if (!(days > 300 && days <= 366)) throw new Error(`client certificate days left: ${days}`);
+  await admin.waitForTimeout(400); // the dialog's opening animation, for the screenshot
+  await shot(admin, 'cluster-certs');
+  await admin.keyboard.press('Escape');
 
   // Audit: the chain verifies.
   await admin.goto(base + '/audit');

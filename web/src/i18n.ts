@@ -52,7 +52,7 @@ const zh = {
   },
   cluster: {
     title: '集群', import: '导入集群', kubeconfig: 'kubeconfig', endpoint: 'API 地址', ca: 'CA 证书', token: 'Token', test: '测试连接', source: '来源',
-    version: '版本', permissions: '权限探测', certExpires: '客户端证书到期', lastCheck: '最近检查', create: '创建集群', createSoon: '平台创建集群与 LVS+VIP 网络入口在后续版本开放',
+    version: '版本', permissions: '权限探测', certExpires: '客户端证书到期', lastCheck: '最近检查', create: '创建集群', createSoon: '平台创建集群与 LVS+VIP 网络入口在后续版本开放', certs: '证书', certId: '证书', subject: '主体', issuer: '签发者', notAfter: '到期时间', daysLeft: '剩余天数', origin: '来源',
   },
   audit: { title: '审计', resource: '资源', action: '动作', verify: '校验哈希链', intact: '哈希链完整，共校验 {{n}} 条', broken: '哈希链在位置 {{at}} 断开：{{problem}}' },
   users: { title: '用户与角色', username: '用户名', displayName: '显示名', roles: '角色', create: '创建用户', grant: '授予角色' },
@@ -109,7 +109,7 @@ const en: typeof zh = {
   },
   cluster: {
     title: 'Clusters', import: 'Import a cluster', kubeconfig: 'kubeconfig', endpoint: 'API endpoint', ca: 'CA certificate', token: 'Token', test: 'Test connection', source: 'Source',
-    version: 'Version', permissions: 'Permission probe', certExpires: 'Client cert expires', lastCheck: 'Last check', create: 'Create a cluster', createSoon: 'Platform-created clusters and the LVS+VIP entry open in a later version',
+    version: 'Version', permissions: 'Permission probe', certExpires: 'Client cert expires', lastCheck: 'Last check', create: 'Create a cluster', createSoon: 'Platform-created clusters and the LVS+VIP entry open in a later version', certs: 'Certificates', certId: 'Certificate', subject: 'Subject', issuer: 'Issuer', notAfter: 'Expires', daysLeft: 'Days left', origin: 'Origin',
   },
   audit: { title: 'Audit', resource: 'Resource', action: 'Action', verify: 'Verify the hash chain', intact: 'The hash chain is intact: {{n}} events checked', broken: 'The hash chain breaks at {{at}}: {{problem}}' },
   users: { title: 'Users and roles', username: 'Username', displayName: 'Display name', roles: 'Roles', create: 'Create a user', grant: 'Grant a role' },

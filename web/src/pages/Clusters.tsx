@@ -6,7 +6,7 @@ import { useQuery } from '../api/hooks';
 import { ErrorAlert } from '../components/ErrorAlert';
 import { StateTag } from '../components/StateTag';
 import { graphql } from '../gql';
-import type { ClustersQuery } from '../gql/graphql';
+import type { ClusterCertsQuery, ClustersQuery } from '../gql/graphql';
 import { useSession } from '../session';
 
 const ClustersDoc = graphql(`
@@ -21,11 +21,18 @@ const ImportKubeconfigDoc = graphql(`
 const ImportCertDoc = graphql(`
   mutation ImportCert($input: ImportCertInput!) { importClusterCert(input: $input) { position result } }
 `);
+const CertsDoc = graphql(`
+  query ClusterCerts($id: String!) { clusterCertificates(id: $id) { certId origin subject issuer sans serial notAfter daysLeft isCa } }
+`);
 const TestDoc = graphql(`
   mutation TestCluster($id: String!) { testClusterConnection(id: $id) { position result } }
 `);
 
 type Cluster = ClustersQuery['clusters']['list'][number];
+type Cert = ClusterCertsQuery['clusterCertificates'][number];
+
+/** Red within 7 days, orange within 30 (the scheduler's warning thresholds), green after. */
+const daysColor = (d: number) => (d < 7 ? 'red' : d < 30 ? 'orange' : 'green');
 
 /** Clusters: import by kubeconfig or by endpoint + CA + token, connection test with the permission probe. */
 export default function Clusters() {
@@ -35,6 +42,7 @@ export default function Clusters() {
   const q = useQuery(ClustersDoc, {});
   const [error, setError] = useState<unknown>(null);
   const [importing, setImporting] = useState(false);
+  const [certs, setCerts] = useState<{ cluster: string; list: Cert[] } | null>(null);
   const [form] = Form.useForm();
   const mode = Form.useWatch('mode', form);
   const projectOf = Form.useWatch('projectId', form);
@@ -63,9 +71,24 @@ export default function Clusters() {
           ) },
           { title: t('cluster.certExpires'), render: (_: unknown, c) => (c.connection.clientCertExpiresAt ? new Date(c.connection.clientCertExpiresAt).toLocaleDateString() : '—') },
           { title: t('common.actions'), render: (_: unknown, c) => (
-            <Button size="small" onClick={() => run(async () => { const r = await gql(TestDoc, { id: c.id }); void message.info(JSON.stringify(r.testClusterConnection.result).slice(0, 200)); })}>{t('cluster.test')}</Button>
+            <Space size={4}>
+              <Button size="small" onClick={() => run(async () => { const r = await gql(TestDoc, { id: c.id }); void message.info(JSON.stringify(r.testClusterConnection.result).slice(0, 200)); })}>{t('cluster.test')}</Button>
+              <Button size="small" data-testid="cluster-certs" onClick={() => run(async () => { const r = await gql(CertsDoc, { id: c.id }); setCerts({ cluster: c.name, list: r.clusterCertificates }); })}>{t('cluster.certs')}</Button>
+            </Space>
           ) },
         ]} />
+      <Modal open={certs !== null} title={`${t('cluster.certs')} · ${certs?.cluster ?? ''}`} onCancel={() => setCerts(null)} footer={null} width={860}>
+        <Table<Cert> size="small" rowKey="certId" pagination={false} dataSource={certs?.list ?? []}
+          onRow={(c) => ({ 'data-cert': c.certId }) as React.HTMLAttributes<HTMLElement>}
+          columns={[
+            { title: t('cluster.certId'), dataIndex: 'certId', render: (v: string, c) => <Space size={4}><code>{v}</code>{c.isCa && <Tag>CA</Tag>}</Space> },
+            { title: t('cluster.subject'), dataIndex: 'subject', ellipsis: true },
+            { title: t('cluster.issuer'), dataIndex: 'issuer', ellipsis: true },
+            { title: t('cluster.notAfter'), dataIndex: 'notAfter', render: (v: string) => new Date(v).toLocaleString() },
+            { title: t('cluster.daysLeft'), dataIndex: 'daysLeft', render: (d: number) => <Tag color={daysColor(d)} data-testid="cert-days">{d}</Tag> },
+            { title: t('cluster.origin'), dataIndex: 'origin' },
+          ]} />
+      </Modal>
       <Modal open={importing} title={t('cluster.import')} onCancel={() => setImporting(false)} onOk={() => form.submit()} destroyOnClose width={640} okButtonProps={{ 'data-testid': 'cluster-import-ok' }}>
         <Form form={form} layout="vertical" initialValues={{ mode: 'kubeconfig' }}
           onFinish={(v: { mode: string; name: string; projectId: string; teamId: string; kubeconfig?: string; endpoint?: string; caCert?: string; token?: string }) => run(async () => {
