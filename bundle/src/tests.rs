@@ -380,6 +380,23 @@ fn an_artifact_only_another_runtime_needs_may_be_absent_when_one_runtime_is_veri
 }
 
 #[test]
+fn verifying_one_runtime_reads_only_its_files_and_a_full_verify_reads_them_all() {
+    let dir = signed();
+    // kubeadm is the k8s runtime's alone: changed behind the signature's back.
+    let kubeadm = dir.path().join("bin/linux-amd64/kubeadm");
+    std::fs::remove_file(&kubeadm).unwrap();
+    write(dir.path(), "bin/linux-amd64/kubeadm", &vec![0x4c; 100_000], 0o755);
+    let bundle = Bundle::load(dir.path()).unwrap();
+    let compose = VerifyOptions { runtime: Some("compose".into()), trusted_public_key: None };
+    let planned = std::cell::Cell::new(0u64);
+    bundle.verify(&compose, &|p| if let Progress::Plan { bytes, .. } = p { planned.set(bytes) }).unwrap();
+    assert!(planned.get() < 100_000, "the compose check hashed {} bytes: kubeadm was read", planned.get());
+    let k8s = VerifyOptions { runtime: Some("k8s".into()), trusted_public_key: None };
+    assert_error(bundle.verify(&k8s, &no_progress), ErrorCode::ArtifactChecksumMismatch, "bin/linux-amd64/kubeadm: sha256 is");
+    assert_error(verify_all(dir.path()), ErrorCode::ArtifactChecksumMismatch, "bin/linux-amd64/kubeadm: sha256 is");
+}
+
+#[test]
 fn an_absent_optional_artifact_only_warns() {
     let dir = signed();
     std::fs::remove_file(dir.path().join("images/busybox.tar")).unwrap();
