@@ -102,6 +102,10 @@ pub fn compose_bundle() -> &'static Path {
         let test_bundle = PathBuf::from(shared()["bundle"]["dir"].as_str().expect("bundle dir"));
         copy_tree(&test_bundle.join("bin"), &dir.join("bin"), true);
         copy_tree(&test_bundle.join("images"), &dir.join("images"), true);
+        // The k8s runtime's images (envctl builds them): the index lists them by version.
+        let k8s_images = PathBuf::from(shared()["images"]["k8sImagesDir"].as_str().expect("k8sImagesDir"));
+        let version = shared()["k8s"]["version"].as_str().expect("k8s version");
+        copy_tree(&k8s_images, &dir.join(format!("images/k8s-{version}")), true);
         std::fs::create_dir_all(dir.join("checksums")).unwrap();
         resign(&dir);
         dir

@@ -32,7 +32,7 @@ write_env_json() {
     --arg api "https://127.0.0.1:16443" --arg pki "$K8S_PKI" --arg data "$K8S_DATA" --arg token "$token" \
     --arg k8sv "$K8S_VERSION" --arg kbin "$(k8s_bin)" \
     --arg bundle "$BUNDLE_DIR" --arg bkey "$BUNDLE_KEY" \
-    --arg bbtar "$BUSYBOX_TAR" --arg bbtag "$BUSYBOX_TAG" --arg thtag "$(testhost_tag)" \
+    --arg bbtar "$BUSYBOX_TAR" --arg bbtag "$BUSYBOX_TAG" --arg thtag "$(testhost_tag)" --arg k8simg "$(k8s_images_dir)" \
     --arg net "$NET_NAME" --arg subnet "$NET_SUBNET" --arg gw "$NET_GATEWAY" \
     --arg kwok "$(kwok_bin)/kwok" --arg crictl "$(crictl_bin)/crictl" --arg cni "$(cni_dir)" --arg compose "$(compose_bin)/docker-compose" \
     --arg logs "$LOGS" --arg cniv "$CNI_PLUGINS_VERSION" --argjson nfake "${OPSPILOT_FAKE_NODES:-3}" \
@@ -52,7 +52,8 @@ write_env_json() {
       systemdHost: $systemdHost,
       bundle: {dir: $bundle, publicKeyPath: ($bundle + "/checksums/public.key"),
                privateKeyPath: $bkey, indexPath: ($bundle + "/manifests/index.yaml")},
-      images: {busyboxTar: $bbtar, busyboxImage: $bbtag, busyboxHttpdPort: 8080, testhostImage: $thtag},
+      images: {busyboxTar: $bbtar, busyboxImage: $bbtag, busyboxHttpdPort: 8080, testhostImage: $thtag,
+               k8sImagesDir: $k8simg},
       binaries: {kubernetesDir: $kbin, kubectl: ($kbin + "/kubectl"), kwok: $kwok, crictl: $crictl,
                  cniPluginsDir: $cni, cniPluginsTgz: ($cni + "/cni-plugins-linux-amd64-" + $cniv + ".tgz"),
                  dockerCompose: $compose},
