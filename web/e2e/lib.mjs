@@ -10,6 +10,7 @@ const artifacts = join(params.artifacts ?? 'e2e-artifacts', params.scenario ?? '
 mkdirSync(artifacts, { recursive: true });
 
 const consoleErrors = [];
+const pages = [];
 let browser;
 let shots = 0;
 
@@ -27,6 +28,7 @@ export async function signIn(username, password, lang = 'zh-CN') {
   // The language the user starts with; the switch in the console keeps its choice.
   await context.addInitScript((l) => localStorage.getItem('opspilot.lang') || localStorage.setItem('opspilot.lang', l), lang);
   const page = await context.newPage();
+  pages.push([username, page]);
   page.setDefaultTimeout(30_000);
   page.on('console', (m) => {
     if (m.type() === 'error') consoleErrors.push(`${username}: ${m.text()}`);
@@ -71,6 +73,10 @@ export async function run(body) {
     await body();
   } catch (e) {
     failed = e;
+    // What every user's page showed when it failed, beside the other screenshots.
+    for (const [user, page] of pages) {
+      await page.screenshot({ path: join(artifacts, `failed-${user}.png`), fullPage: true }).catch(() => {});
+    }
   } finally {
     await browser?.close();
   }

@@ -15,10 +15,19 @@ async function pendingTicket(page) {
   return row.getAttribute('data-ticket');
 }
 
+/** Confirms the open decision dialog once it has finished opening, and waits until it is gone. */
+async function confirmDecision(page) {
+  const dialog = page.locator('.ant-modal-confirm').last();
+  await dialog.waitFor();
+  await page.waitForTimeout(300); // its opening animation: a click while it zooms in can miss
+  await page.getByTestId('decision-ok').click();
+  await dialog.waitFor({ state: 'hidden' });
+}
+
 async function decide(page, ticket, how, comment) {
   await page.getByTestId(`${how}-${ticket}`).click();
   if (comment) await page.getByTestId('decision-comment').fill(comment);
-  await page.getByTestId('decision-ok').click();
+  await confirmDecision(page);
   await page.locator(`[data-testid="inbox-table"] tr[data-ticket="${ticket}"]`).waitFor({ state: 'detached', timeout: 30_000 });
 }
 
@@ -73,7 +82,7 @@ await run(async () => {
   await dev.getByRole('tab', { name: '全部待办' }).click();
   await dev.locator(`tr[data-ticket="${ticket}"]`).waitFor();
   await dev.getByTestId(`approve-${ticket}`).click();
-  await dev.getByTestId('decision-ok').click();
+  await confirmDecision(dev);
   await dev.locator('[data-error-key="approval_permission_denied"]').waitFor();
   await shot(dev, 'c04-operator-cannot-approve');
   check((await dev.locator(`tr[data-ticket="${ticket}"] [data-state="pending"]`).count()) === 1, 'the ticket is still pending');
