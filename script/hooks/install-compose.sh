@@ -52,7 +52,6 @@ STEP=init
 trap 'die "internal error at line $LINENO: $BASH_COMMAND"' ERR
 
 # ------------------------------------------------------------------ helpers
-sha_of() { local s; s=$(sha256sum "$1" 2>/dev/null) || return 1; printf '%s' "${s%% *}"; }
 
 # state file: one `key=value` line per fact, appended as things happen so that a
 # failure half-way still leaves rollback.sh an exact record.

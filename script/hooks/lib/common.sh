@@ -96,6 +96,10 @@ ctx_get() {
 # opt KEY: install_options.KEY of context.json
 opt() { ctx_get install_options "$1"; }
 
+# ------------------------------------------------------------------ files
+# sha_of FILE: its sha256 (hex), or status 1 when it cannot be read
+sha_of() { local s; s=$(sha256sum "$1" 2>/dev/null) || return 1; printf '%s' "${s%% *}"; }
+
 # ------------------------------------------------------------------ the host
 # in_container: true when this host is itself a container (nested engine needed)
 in_container() {

@@ -31,7 +31,6 @@
 
 k8s_state_has() { [ -f "$K8S_STATE" ] && grep -Fxq -- "$1" "$K8S_STATE"; }
 k8s_state_add() { k8s_state_has "$1" || printf '%s\n' "$1" >>"$K8S_STATE"; }
-sha_of() { local s; s=$(sha256sum "$1" 2>/dev/null) || return 1; printf '%s' "${s%% *}"; }
 
 # k8s_place SRC DST MODE: install SRC as DST unless identical; a file OpsPilot did
 # not place is refused (the node runs someone else's Kubernetes). 0 = changed.
